@@ -61,12 +61,16 @@ struct Profile {
   std::vector<LayerProfile> layers;
   std::vector<RowLayout> row_layouts;  // derived from layers; recomputed after load
 
-  // Recomputes row_layouts from layers and quant (call after changing either).
+  // Recomputes row_layouts and the fingerprint from everything else (call after any change; a
+  // profile handed to a pool is never changed again).
   void finalize_layouts();
   int64_t bytes_per_token() const;        // all layers
   int64_t dense_bytes_per_token() const;  // n_layers * 2 * G * D * 2
-  // Stable 64-bit fingerprint of everything that determines the stored rows (snapshots check it).
-  uint64_t fingerprint() const;
+  // Stable 64-bit fingerprint of the serialized profile (snapshots check it).
+  uint64_t fingerprint() const { return fingerprint_; }
+
+ private:
+  uint64_t fingerprint_ = 0;
 };
 
 }  // namespace starkv

@@ -1,0 +1,14 @@
+// Linked instead of src/cuda/ when the library is built without the CUDA backend.
+#include "core/backend.h"
+#include "core/error.h"
+
+namespace starkv {
+
+std::unique_ptr<Backend> make_cuda_backend(int32_t, void*) {
+  throw Error(STARKV_ERR_BACKEND_UNAVAILABLE,
+              "this starkv was built without the CUDA backend (configure with -DSTARKV_CUDA=ON)");
+}
+
+bool cuda_backend_available() { return false; }
+
+}  // namespace starkv
