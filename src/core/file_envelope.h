@@ -7,12 +7,22 @@
 //       12    4  header size (48)
 //       16    8  payload size, uncompressed
 //       24    8  payload size, compressed (the zstd frame that follows)
-//       32    8  FNV-1a 64 of bytes 0..31: catches a damaged header before it is trusted
-//       40    8  reserved, 0
+//       32    8  checksum of the compressed frame (every stored byte; see below)
+//       40    8  checksum of bytes 0..39
+//       48       the zstd frame: content size in its frame header, zstd's content checksum on
 //
-// Opening checks, in order: the magic (a foreign file, or a starkv file of the other kind, is
-// STARKV_ERR_FORMAT with a message naming what it is), the version (newer is STARKV_ERR_VERSION),
-// then sizes and checksums (STARKV_ERR_CORRUPT_DATA).
+// The checksum (file_envelope.cpp, checksum64) reads the bytes as little-endian 64-bit words,
+// the last one zero-padded: h = 0xcbf29ce484222325; per word h = mix(h ^ w); result mix(h), where
+// mix(h) = (h * 0x9e3779b97f4a7c15) ^ ((h * 0x9e3779b97f4a7c15) >> 32), arithmetic mod 2^64.
+//
+// The 48 header bytes mean the same in every format version (a later version may add fields after
+// them and say so in the header size), so a reader can always tell a damaged header from a newer
+// one. Opening checks, in order: the magic (a foreign file, or a starkv file of the other kind, is
+// STARKV_ERR_FORMAT with a message naming what it is; a prefix of the magic is a truncated file),
+// the header checksum (STARKV_ERR_CORRUPT_DATA), the version (newer is STARKV_ERR_VERSION with
+// both versions in the message), then the sizes, the frame checksum, and the zstd frame with its
+// content checksum (STARKV_ERR_CORRUPT_DATA). Memory is only ever allocated for bytes that
+// actually decompress, never on the word of a size field.
 #pragma once
 
 #include <cstddef>

@@ -1,3 +1,6 @@
+// Half and bfloat16 conversions in integer arithmetic (fp16.h): exact, independent of the
+// floating-point rounding mode, and for every non-nan input the result the GPU's __float2half_rn /
+// __float2bfloat16_rn give, so fp16 latents written by either backend are the same bytes.
 #include "core/fp16.h"
 
 #include <cmath>
@@ -35,17 +38,27 @@ uint16_t float_to_half(float f) {
   const uint32_t u = bits_of(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // inf or nan (nan keeps a quiet payload bit)
-    return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));
+  if (abs >= 0x7f800000u) {
+    // Inf stays inf. A nan keeps the top 10 bits of its payload, so every half nan survives a
+    // round trip through float unchanged; a payload that would truncate to 0 (which would read
+    // as inf) becomes the quiet nan.
+    if (abs == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);
+    const uint32_t payload = (abs >> 13) & 0x3ffu;
+    return static_cast<uint16_t>(sign | 0x7c00u | (payload != 0 ? payload : 0x200u));
   }
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
   if (abs < 0x38800000u) {
-    // Result is subnormal (or zero): value / 2^-24 rounded to nearest even, via float arithmetic
-    // that is exact here (the sum below rounds exactly once, in the float's ulp of 2^-24 scale).
-    const float magnitude = float_of(abs);
-    const float scaled = magnitude * 16777216.0f;  // * 2^24, exact
-    const float rounded = std::nearbyint(scaled);  // current mode: round to nearest even
-    return static_cast<uint16_t>(sign | static_cast<uint16_t>(rounded));
+    // The result is subnormal (or zero): round |f| / 2^-24 to an integer, nearest even. Done in
+    // integers so it does not depend on the caller's floating-point rounding mode.
+    const uint32_t exponent = abs >> 23;  // biased; |f| = m * 2^(exponent - 150)
+    if (exponent < 102) return sign;      // |f| < 2^-25: rounds to zero
+    const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126u - exponent;  // 14..24: |f| / 2^-24 = m / 2^shift
+    const uint32_t rest = m & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1u);
+    uint32_t result = m >> shift;
+    if (rest > half || (rest == half && (result & 1u))) ++result;  // may carry into the normals
+    return static_cast<uint16_t>(sign | result);
   }
   // Normal: drop 13 mantissa bits with round to nearest even; a carry into the exponent is right.
   const uint32_t rebased = abs - (112u << 23);
@@ -67,7 +80,12 @@ float bf16_to_float(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16
 
 uint16_t float_to_bf16(float f) {
   const uint32_t u = bits_of(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // nan
+  if ((u & 0x7fffffffu) > 0x7f800000u) {
+    // A nan keeps its top payload bits (so bf16 -> float -> bf16 is the identity); one whose
+    // payload lives only in the dropped low bits becomes quiet rather than turning into inf.
+    const uint16_t truncated = static_cast<uint16_t>(u >> 16);
+    return (truncated & 0x7fu) != 0 ? truncated : static_cast<uint16_t>(truncated | 0x40u);
+  }
   const uint32_t rounding = 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>((u + rounding) >> 16);
 }

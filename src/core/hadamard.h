@@ -12,6 +12,10 @@ namespace starkv {
 // The m x m rotation matrix R (row-major) for a block, with signs drawn from `seed`.
 std::vector<float> block_hadamard_matrix(int32_t m, uint64_t seed);
 
+// The rotation fold_block_rotations applies to a group's outlier block (outlier = true) or inlier
+// block, for the group's seed: each block's signs come from its own seed derived from it.
+std::vector<float> block_hadamard_matrix_for_group(int32_t m, uint64_t group_seed, bool outlier);
+
 // Largest power of two <= m (0 for m = 0).
 int32_t largest_power_of_two_at_most(int32_t m);
 

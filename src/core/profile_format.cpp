@@ -1,9 +1,12 @@
 #include "core/profile_format.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
+
+#include <unistd.h>  // fsync, getpid
 
 #include "core/byte_io.h"
 #include "core/error.h"
@@ -38,6 +41,30 @@ FactorGroup get_group(ByteReader& r) {
 
 std::string layer_name(size_t l) { return "layer " + std::to_string(l); }
 
+// Reads an enum stored as int32, checking it against the enumerators [0, last] before the cast
+// (an out-of-range value in an enum object is undefined behaviour, not just a wrong answer).
+template <class Enum>
+Enum get_enum(ByteReader& r, Enum last, const char* what) {
+  const int32_t v = r.get<int32_t>();
+  require(v >= 0 && v <= static_cast<int32_t>(last), STARKV_ERR_CORRUPT_DATA,
+          std::string("the profile has an unknown ") + what + " (" + std::to_string(v) + ")");
+  return static_cast<Enum>(v);
+}
+
+// Flags are stored as one byte, 0 or 1; anything else is damage.
+bool get_flag(ByteReader& r) {
+  const uint8_t v = r.get<uint8_t>();
+  require(v <= 1, STARKV_ERR_CORRUPT_DATA, "the profile has a flag byte of " + std::to_string(v));
+  return v == 1;
+}
+
+bool all_finite(const std::vector<float>& v) {
+  for (float x : v) {
+    if (!std::isfinite(x)) return false;
+  }
+  return true;
+}
+
 void validate_groups(const std::vector<FactorGroup>& groups, starkv_decomposition decomposition,
                      const ModelShape& shape, const std::string& what, starkv_status status) {
   const int32_t expected = decomposition == STARKV_DECOMP_HEADWISE ? shape.n_kv_heads : 1;
@@ -47,12 +74,14 @@ void validate_groups(const std::vector<FactorGroup>& groups, starkv_decompositio
   int32_t next = 0;
   for (const FactorGroup& g : groups) {
     require(g.in_offset == next && g.in_dim > 0 && g.in_dim % shape.head_dim == 0 &&
-                g.in_offset + g.in_dim <= shape.kv_width(),
+                int64_t{g.in_offset} + g.in_dim <= shape.kv_width(),
             status, what + ": factor groups must cover the heads in order");
     require(g.rank >= 1 && g.rank <= g.in_dim && g.n_outlier >= 0 && g.n_outlier <= g.rank,
             status, what + ": a group has an invalid rank or outlier count");
     const size_t n = static_cast<size_t>(g.in_dim) * static_cast<size_t>(g.rank);
     require(g.down.size() == n && g.up.size() == n, status, what + ": factor sizes do not match");
+    require(all_finite(g.down) && all_finite(g.up), status,
+            what + ": a factor matrix holds inf or nan");
     next = g.in_offset + g.in_dim;
   }
   require(next == shape.kv_width(), status, what + ": factor groups do not cover every head");
@@ -76,7 +105,19 @@ void validate_profile(const Profile& p, starkv_status status) {
   require(p.rope.scaling == STARKV_ROPE_SCALING_NONE || p.rope.scaling == STARKV_ROPE_SCALING_LINEAR ||
               p.rope.scaling == STARKV_ROPE_SCALING_LLAMA3,
           status, "the profile's RoPE scaling is unknown");
-  require(p.attention_scale > 0.0f, status, "the profile's attention scale is not positive");
+  require(std::isfinite(p.rope.theta) && p.rope.theta > 0.0f && std::isfinite(p.rope.factor) &&
+              p.rope.factor > 0.0f && std::isfinite(p.rope.low_freq_factor) &&
+              std::isfinite(p.rope.high_freq_factor) && p.rope.original_max_position > 0,
+          status, "the profile's RoPE parameters are invalid");
+  require(std::isfinite(p.attention_scale) && p.attention_scale > 0.0f, status,
+          "the profile's attention scale is not a positive number");
+  const int32_t qib = p.quant.inlier_bits, qob = p.quant.outlier_bits;
+  // As for layers: outlier bits only mean something when the inliers are quantized (the builder
+  // stores the inlier width there otherwise).
+  require((qib == 2 || qib == 3 || qib == 4 || qib == 16 || qib == 32) &&
+              (qib >= 16 || qob == 4 || qob == 8 || qob == 16) && p.quant.outlier_fraction >= 0.0f &&
+              p.quant.outlier_fraction <= 1.0f,
+          status, "the profile's quantization settings are invalid");
   for (size_t l = 0; l < p.layers.size(); ++l) {
     const LayerProfile& layer = p.layers[l];
     for (starkv_decomposition d : {layer.key_decomposition, layer.value_decomposition}) {
@@ -150,10 +191,10 @@ std::unique_ptr<Profile> deserialize_profile(const void* data, size_t size) {
   p->shape.n_kv_heads = r.get<int32_t>();
   p->shape.head_dim = r.get<int32_t>();
   p->shape.hidden_dim = r.get<int32_t>();
-  p->rope.style = static_cast<starkv_rope_style>(r.get<int32_t>());
+  p->rope.style = get_enum(r, STARKV_ROPE_NONE, "RoPE style");
   p->rope.rotary_dim = r.get<int32_t>();
   p->rope.theta = r.get<float>();
-  p->rope.scaling = static_cast<starkv_rope_scaling>(r.get<int32_t>());
+  p->rope.scaling = get_enum(r, STARKV_ROPE_SCALING_LLAMA3, "RoPE scaling");
   p->rope.factor = r.get<float>();
   p->rope.low_freq_factor = r.get<float>();
   p->rope.high_freq_factor = r.get<float>();
@@ -162,23 +203,23 @@ std::unique_ptr<Profile> deserialize_profile(const void* data, size_t size) {
   p->quant.inlier_bits = r.get<int32_t>();
   p->quant.outlier_bits = r.get<int32_t>();
   p->quant.outlier_fraction = r.get<float>();
-  p->quant.hadamard = r.get<uint8_t>() != 0;
-  p->quant.pack_3bit_in_nibbles = r.get<uint8_t>() != 0;
+  p->quant.hadamard = get_flag(r);
+  p->quant.pack_3bit_in_nibbles = get_flag(r);
   p->seed = r.get<uint64_t>();
-  p->record.allocator = static_cast<starkv_rank_allocator>(r.get<int32_t>());
+  p->record.allocator = get_enum(r, STARKV_ALLOC_GREEDY, "rank allocator");
   p->record.target_compression = r.get<float>();
   p->record.key_compression = r.get<float>();
   p->record.value_compression = r.get<float>();
-  p->record.calibrated = r.get<uint8_t>() != 0;
-  p->record.imported = r.get<uint8_t>() != 0;
+  p->record.calibrated = get_flag(r);
+  p->record.imported = get_flag(r);
   const uint32_t n_layers = r.get<uint32_t>();
   require(static_cast<int64_t>(n_layers) == p->shape.n_layers && n_layers <= 4096,
           STARKV_ERR_CORRUPT_DATA, "the profile's layer count is inconsistent");
   for (uint32_t l = 0; l < n_layers; ++l) {
     LayerProfile layer;
-    layer.compressed = r.get<uint8_t>() != 0;
-    layer.key_decomposition = static_cast<starkv_decomposition>(r.get<int32_t>());
-    layer.value_decomposition = static_cast<starkv_decomposition>(r.get<int32_t>());
+    layer.compressed = get_flag(r);
+    layer.key_decomposition = get_enum(r, STARKV_DECOMP_JOINT, "key decomposition");
+    layer.value_decomposition = get_enum(r, STARKV_DECOMP_JOINT, "value decomposition");
     layer.inlier_bits = r.get<int32_t>();
     layer.outlier_bits = r.get<int32_t>();
     const uint32_t n_keys = r.get<uint32_t>();
@@ -196,15 +237,21 @@ std::unique_ptr<Profile> deserialize_profile(const void* data, size_t size) {
 }
 
 void save_profile_file(const Profile& profile, const char* path) {
+  require(path != nullptr && path[0] != '\0', STARKV_ERR_INVALID_ARGUMENT, "no file path given");
   const std::vector<uint8_t> bytes = serialize_profile(profile);
-  // Write beside the target and rename, so a crash never leaves a half-written profile.
-  const std::string tmp = std::string(path) + ".tmp";
+  // Write beside the target and rename over it, so a reader (or a crash) never sees a half-written
+  // profile. The process id keeps two processes saving the same path from sharing a temp file.
+  const std::string tmp = std::string(path) + ".tmp." + std::to_string(static_cast<long>(getpid()));
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  require(f != nullptr, STARKV_ERR_IO, "cannot open " + tmp + " for writing: " + std::strerror(errno));
-  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
-  const bool ok = written == bytes.size() && std::fflush(f) == 0;
-  const int err = errno;
-  std::fclose(f);
+  require(f != nullptr, STARKV_ERR_IO,
+          "cannot open " + tmp + " for writing: " + std::strerror(errno));
+  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
+            fsync(fileno(f)) == 0;
+  int err = errno;
+  if (std::fclose(f) != 0 && ok) {  // a delayed write error can surface only here
+    ok = false;
+    err = errno;
+  }
   if (!ok) {
     std::remove(tmp.c_str());
     throw Error(STARKV_ERR_IO, "cannot write " + tmp + ": " + std::strerror(err));
@@ -218,15 +265,17 @@ void save_profile_file(const Profile& profile, const char* path) {
 }
 
 std::unique_ptr<Profile> load_profile_file(const char* path) {
+  require(path != nullptr && path[0] != '\0', STARKV_ERR_INVALID_ARGUMENT, "no file path given");
   FILE* f = std::fopen(path, "rb");
   require(f != nullptr, STARKV_ERR_IO, std::string("cannot open ") + path + ": " + std::strerror(errno));
   std::vector<uint8_t> bytes;
   uint8_t chunk[1 << 16];
   size_t n;
   while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) bytes.insert(bytes.end(), chunk, chunk + n);
+  const int err = errno;
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
-  require(!failed, STARKV_ERR_IO, std::string("cannot read ") + path);
+  require(!failed, STARKV_ERR_IO, std::string("cannot read ") + path + ": " + std::strerror(err));
   try {
     return deserialize_profile(bytes.data(), bytes.size());
   } catch (const Error& e) {

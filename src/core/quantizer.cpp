@@ -1,3 +1,5 @@
+// The CPU side of the latent codec (quantizer.h). kernels/latent_codec.cuh repeats every formula
+// operation for operation; a change here must be made there too.
 #include "core/quantizer.h"
 
 #include <algorithm>

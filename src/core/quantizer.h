@@ -5,9 +5,11 @@
 //                                                          every value is inside the range)
 //   code   = clamp(floor(x / scale + 2^(b-1)), 0, 2^b - 1)   (x / scale correctly rounded fp32)
 //   x̂     = (code - 2^(b-1) + 0.5) * scale
-// so |x - x̂| <= scale / 2 for every x. A zero block stores scale 0 and decodes to zeros. The same
-// arithmetic runs in the CUDA kernels, so CPU and GPU produce identical codes from identical
-// latents.
+// so |x - x̂| <= scale / 2 for every x. A zero block (or one with no channels) stores scale 0, its
+// codes are 2^(b-1), and it decodes to zeros. A scale past the fp16 range saturates at 65504 (the
+// values beyond it then clamp to the end codes), and fp16 latents saturate at +-65504: a stored
+// row never holds inf. The same arithmetic runs in the CUDA kernels, so CPU and GPU produce
+// identical codes from identical latents.
 #pragma once
 
 #include <cstdint>

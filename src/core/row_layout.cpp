@@ -1,4 +1,8 @@
+// Row layouts (row_layout.h): the byte map of one token's row, shared by the CPU codec
+// (quantizer.cpp) and the CUDA kernels, so it is computed in exactly one place.
 #include "core/row_layout.h"
+
+#include <string>
 
 #include "core/error.h"
 #include "core/profile.h"
@@ -37,6 +41,9 @@ RowLayout make_row_layout(const LayerProfile& layer, const QuantConfig& quant) {
     for (const FactorGroup& g : groups) {
       GroupLayout gl;
       const int32_t n_outlier = layout.quantized ? g.n_outlier : 0;
+      require(g.rank >= 0 && n_outlier >= 0 && n_outlier <= g.rank, STARKV_ERR_INVALID_ARGUMENT,
+              "a factor group has " + std::to_string(g.n_outlier) + " outlier channels but rank " +
+                  std::to_string(g.rank));
       gl.outlier.first_channel = channel;
       gl.outlier.n_channels = n_outlier;
       gl.outlier.bits = ob;

@@ -1,5 +1,10 @@
 // A sequence snapshot as bytes: the profile's fingerprint, the token count, and every layer's
 // stored rows, inside the file envelope (file_envelope.h).
+//
+// Payload (format version 1), little-endian: profile_fingerprint (uint64), n_tokens (int32),
+// n_layers (uint32), row_bytes (int32 per layer), then each layer's rows, [n_tokens][row_bytes]
+// bytes, layer after layer. The rows are the pool's stored bytes, unchanged: restoring needs the
+// same profile (the fingerprint says so), not a re-encode.
 #pragma once
 
 #include <cstddef>
