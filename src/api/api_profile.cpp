@@ -5,6 +5,7 @@
 
 #include "api/guard.h"
 #include "api/handles.h"
+#include "core/enum_value.h"
 #include "core/profile_format.h"
 
 using namespace starkv;
@@ -24,7 +25,7 @@ const LayerProfile& layer_of(const Profile& p, int32_t layer) {
 }
 
 const std::vector<FactorGroup>& groups_of(const LayerProfile& l, starkv_tensor_kind kind) {
-  require(kind == STARKV_KEYS || kind == STARKV_VALUES, STARKV_ERR_INVALID_ARGUMENT,
+  require(enum_is_one_of(kind, STARKV_KEYS, STARKV_VALUES), STARKV_ERR_INVALID_ARGUMENT,
           "kind must be STARKV_KEYS or STARKV_VALUES");
   return kind == STARKV_KEYS ? l.keys : l.values;
 }
@@ -298,7 +299,7 @@ starkv_status starkv_profile_get_projection(const starkv_profile* profile, int32
             STARKV_ERR_INVALID_ARGUMENT,
             "group " + std::to_string(group) + " is out of range [0, " +
                 std::to_string(groups.size()) + ")");
-    require(which == STARKV_DOWN || which == STARKV_UP, STARKV_ERR_INVALID_ARGUMENT,
+    require(enum_is_one_of(which, STARKV_DOWN, STARKV_UP), STARKV_ERR_INVALID_ARGUMENT,
             "which must be STARKV_DOWN or STARKV_UP");
     require_out(count, "count");
     const FactorGroup& g = groups[static_cast<size_t>(group)];

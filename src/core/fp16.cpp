@@ -3,6 +3,8 @@
 // __float2bfloat16_rn give, so fp16 latents written by either backend are the same bytes.
 #include "core/fp16.h"
 
+#include "core/enum_value.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -91,7 +93,7 @@ uint16_t float_to_bf16(float f) {
 }
 
 bool is_valid_dtype(starkv_dtype dtype) {
-  return dtype == STARKV_DTYPE_F32 || dtype == STARKV_DTYPE_F16 || dtype == STARKV_DTYPE_BF16;
+  return enum_is_one_of(dtype, STARKV_DTYPE_F32, STARKV_DTYPE_F16, STARKV_DTYPE_BF16);
 }
 
 float load_as_float(const void* data, starkv_dtype dtype, size_t i) {

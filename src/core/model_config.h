@@ -37,7 +37,7 @@ struct QuantConfig {
   bool hadamard = true;
   bool pack_3bit_in_nibbles = false;
 
-  bool quantized() const { return inlier_bits != 16; }
+  bool quantized() const { return inlier_bits < 16; }
 };
 
 }  // namespace starkv
