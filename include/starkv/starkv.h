@@ -209,7 +209,8 @@ typedef struct starkv_profile_params {
    * target_compression is the fraction of latent channels removed relative to dense 2*G*D per
    * token (DESIGN §2.4 "low-rank compression"; quantization comes on top). It is split between keys
    * and values (values are more sensitive): by default 0.60 -> keys 0.70 / values 0.50,
-   * 0.75 -> keys 0.80 / values 0.70, linear in between and beyond (clamped to [0, 0.98]). Set
+   * 0.75 -> keys 0.80 / values 0.70, linear in between and beyond; each side is kept in [0, 0.98]
+   * and what one side cannot take goes to the other, so their mean stays the target. Set
    * key_compression and value_compression (both >= 0) to choose the split yourself. */
   float target_compression;
   float key_compression;   /* < 0: from the split rule */
@@ -318,8 +319,9 @@ STARKV_API starkv_status starkv_profile_builder_add_layer(starkv_profile_builder
 /* Uses factors computed elsewhere for this layer; its ranks are fixed, not allocated. */
 STARKV_API starkv_status starkv_profile_builder_set_layer_factors(
     starkv_profile_builder* builder, int32_t layer, const starkv_layer_factors* factors);
-/* Allocates ranks (every layer must have been added or set), folds the rotations, and returns the
- * profile. The builder cannot be finished twice. */
+/* Allocates ranks (every layer must have been added or set, except the uncompressed layers, which
+ * need not be added), folds the rotations, and returns the profile. The builder cannot be
+ * finished twice. */
 STARKV_API starkv_status starkv_profile_builder_finish(starkv_profile_builder* builder,
                                                        starkv_profile** out);
 
@@ -452,7 +454,9 @@ STARKV_API starkv_status starkv_seq_import(starkv_cache_pool* pool, const void* 
 /* Appends n_tokens new tokens' pre-RoPE keys and values, each [n_tokens, G, D], for one layer:
  * they are projected, rotated, quantized and stored. Token i belongs to seq_ids[i] at
  * positions[i]; each sequence's positions must continue its stored tokens in this layer without
- * gaps (0, 1, 2, ...), in order within the batch. Pages are taken from the pool as needed. */
+ * gaps (0, 1, 2, ...), in order within the batch. Pages are taken from the pool as needed.
+ * On the CPU a NaN or infinity in the input returns STARKV_ERR_NUMERICAL and stores nothing; the
+ * CUDA backend does not read its input back to check (that would break graph capture). */
 STARKV_API starkv_status starkv_append(starkv_cache_pool* pool, int32_t layer, int32_t n_tokens,
                                        const int32_t* seq_ids, const int32_t* positions,
                                        const void* keys, const void* values, starkv_dtype dtype);
@@ -563,6 +567,8 @@ typedef struct starkv_api {
 /* The table for abi_version (pass STARKV_ABI_VERSION), or NULL if this library cannot serve that
  * ABI version (the reason is in starkv_last_error). The table is static; never free it. */
 STARKV_API const starkv_api* starkv_get_api(uint32_t abi_version);
+/* Its type, for dlsym users. */
+typedef const starkv_api* (*starkv_get_api_fn)(uint32_t abi_version);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -54,6 +54,13 @@ class Backend {
   virtual void copy_page(const Profile& profile, PoolStorage& storage, int32_t src,
                          int32_t dst) = 0;
 
+  // Throws STARKV_ERR_NUMERICAL when the first `count` values of an append's input hold a NaN or
+  // an infinity. Called before anything changes. A backend whose inputs live in device memory may
+  // skip the check (reading them back would break graph capture); it must still never write out
+  // of bounds on such input.
+  virtual void check_append_input(const void* /*data*/, int64_t /*count*/,
+                                  starkv_dtype /*dtype*/) const {}
+
   // Projects (k, v: [n, G, D] pre-RoPE, in `dtype`), rotates (folded), quantizes and stores.
   virtual void append(const Profile& profile, PoolStorage& storage, int32_t layer,
                       const std::vector<AppendTarget>& targets, const void* keys,

@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 
+#include "core/enum_value.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/snapshot_format.h"
@@ -140,7 +141,8 @@ void CachePool::make_writable(Sequence& seq, int32_t from, int32_t to) {
 std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tokens,
                                                     const int32_t* seq_ids,
                                                     const int32_t* positions, const void* data_a,
-                                                    const void* data_b, starkv_dtype dtype) {
+                                                    const void* data_b, bool data_is_latents,
+                                                    starkv_dtype dtype) {
   require(layer >= 0 && layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT,
           "layer " + std::to_string(layer) + " is out of range [0, " +
               std::to_string(profile_->shape.n_layers) + ")");
@@ -151,7 +153,12 @@ std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tok
   require(data_a != nullptr && data_b != nullptr, STARKV_ERR_INVALID_ARGUMENT,
           "the data pointers must not be NULL");
   require(is_valid_dtype(dtype), STARKV_ERR_DTYPE,
-          "unknown dtype " + std::to_string(static_cast<int>(dtype)));
+          "unknown dtype " + std::to_string(enum_value(dtype)));
+  const int64_t values_per_token =
+      data_is_latents ? profile_->row_layouts[static_cast<size_t>(layer)].latent_width
+                      : profile_->shape.kv_width();
+  backend_->check_append_input(data_a, n_tokens * values_per_token, dtype);
+  if (!data_is_latents) backend_->check_append_input(data_b, n_tokens * values_per_token, dtype);
 
   // Every token must continue its sequence in this layer, in order.
   std::map<int32_t, int32_t> batch_count;  // sequence -> tokens of it in this batch so far
@@ -208,7 +215,7 @@ void CachePool::append(int32_t layer, int32_t n_tokens, const int32_t* seq_ids,
                        const int32_t* positions, const void* keys, const void* values,
                        starkv_dtype dtype) {
   std::vector<AppendTarget> targets =
-      prepare_append(layer, n_tokens, seq_ids, positions, keys, values, dtype);
+      prepare_append(layer, n_tokens, seq_ids, positions, keys, values, false, dtype);
   if (targets.empty()) return;
   backend_->append(*profile_, *storage_, layer, targets, keys, values, dtype);
   commit_lengths(layer, targets, n_tokens, seq_ids);
@@ -218,7 +225,7 @@ void CachePool::append_latents(int32_t layer, int32_t n_tokens, const int32_t* s
                                const int32_t* positions, const void* latents,
                                starkv_dtype dtype) {
   std::vector<AppendTarget> targets =
-      prepare_append(layer, n_tokens, seq_ids, positions, latents, latents, dtype);
+      prepare_append(layer, n_tokens, seq_ids, positions, latents, latents, true, dtype);
   if (targets.empty()) return;
   backend_->append_latents(*profile_, *storage_, layer, targets, latents, dtype);
   commit_lengths(layer, targets, n_tokens, seq_ids);

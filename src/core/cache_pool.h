@@ -78,10 +78,12 @@ class CachePool {
   Sequence& sequence(int32_t seq);
   int32_t new_sequence_id();
   // Validates an append batch and returns, per token, where its row goes; takes and copies pages
-  // only after every check (and the page count) has passed.
+  // only after every check (and the page count) has passed. data_a/data_b are keys/values
+  // ([n, G, D] each) or, with data_is_latents, both the same [n, latent_width] latents.
   std::vector<AppendTarget> prepare_append(int32_t layer, int32_t n_tokens, const int32_t* seq_ids,
                                            const int32_t* positions, const void* data_a,
-                                           const void* data_b, starkv_dtype dtype);
+                                           const void* data_b, bool data_is_latents,
+                                           starkv_dtype dtype);
   // Pages needed so that `seq` owns unshared pages for tokens [from, to).
   int64_t pages_needed_to_write(const Sequence& seq, int32_t from, int32_t to) const;
   void make_writable(Sequence& seq, int32_t from, int32_t to);

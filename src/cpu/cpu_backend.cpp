@@ -71,6 +71,15 @@ class CpuBackend : public Backend {
     }
   }
 
+  void check_append_input(const void* data, int64_t count, starkv_dtype dtype) const override {
+    for (int64_t i = 0; i < count; ++i) {
+      const float x = load_as_float(data, dtype, static_cast<size_t>(i));
+      require(std::isfinite(x), STARKV_ERR_NUMERICAL,
+              "the input holds a non-finite value (" + std::to_string(x) + ") at element " +
+                  std::to_string(i) + "; nothing was stored");
+    }
+  }
+
   void append(const Profile& profile, PoolStorage& storage, int32_t layer,
               const std::vector<AppendTarget>& targets, const void* keys, const void* values,
               starkv_dtype dtype) override {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -143,6 +144,23 @@ TEST_F(ApiErrors, BadAppendsLeaveThePoolUnchanged) {
                  STARKV_ERR_INVALID_ARGUMENT, "NULL data");
     expect_error(starkv_append(pool_.get(), 0, 1, nullptr, pos, ids, ids, STARKV_DTYPE_F32),
                  STARKV_ERR_INVALID_ARGUMENT, "NULL seq_ids");
+  }
+  // Non-finite keys, values or latents: refused before anything is stored (the CPU backend reads
+  // its input, so it can check it).
+  for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    int32_t ids[1] = {seq_}, pos[1] = {10};
+    // 64 covers a token's keys (G*D = 32) and its full-rank latents (2*G*D).
+    std::vector<float> good = random_half_exact(64, 2), poisoned = good;
+    poisoned[17] = bad;
+    expect_error(starkv_append(pool_.get(), 0, 1, ids, pos, poisoned.data(), good.data(),
+                               STARKV_DTYPE_F32),
+                 STARKV_ERR_NUMERICAL, "non-finite key");
+    expect_error(starkv_append(pool_.get(), 0, 1, ids, pos, good.data(), poisoned.data(),
+                               STARKV_DTYPE_F32),
+                 STARKV_ERR_NUMERICAL, "non-finite value");
+    expect_error(starkv_append_latents(pool_.get(), 0, 1, ids, pos, poisoned.data(),
+                                       STARKV_DTYPE_F32),
+                 STARKV_ERR_NUMERICAL, "non-finite latent");
   }
   EXPECT_EQ(fingerprint(), before);
 }
