@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, then builds and runs the C sample with nothing but
-# `pkg-config --cflags --libs starkv`, and a CMake project with find_package(starkv).
+# `pkg-config --cflags --libs starkv`, the dlopen sample with only the header, and a CMake
+# project with find_package(starkv).
 # Usage: pkgconfig_sample.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -15,6 +16,11 @@ echo "pkg-config: $(pkg-config --cflags --libs starkv)"
 cc -std=c99 -Wall -Wextra -Werror "$source/samples/c/basic.c" $(pkg-config --cflags --libs starkv) \
   -lm -o "$prefix/basic"
 LD_LIBRARY_PATH="$libdir" "$prefix/basic"
+
+# The dlopen sample: only the header at build time, the library found at run time.
+cc -std=c99 -Wall -Wextra -Werror "$source/samples/c/dlopen_basic.c" -I"$prefix/include" -ldl \
+  -o "$prefix/dlopen_basic"
+"$prefix/dlopen_basic" "$(find "$prefix" -name 'libstarkv.so.*' -print -quit)"
 
 # The CMake package.
 mkdir -p "$prefix/consumer"
