@@ -1,0 +1,20 @@
+# Compiles every .java file under SOURCE_DIRS (|-separated) into CLASSES and packs OUT.
+#   cmake -DJAVAC=.. -DJAR=.. -DSOURCE_DIRS="a|b" -DCLASSES=dir -DOUT=x.jar -P build_jar.cmake
+# (The SWIG-generated file names depend on the interface, hence the glob at build time.)
+string(REPLACE "|" ";" dirs "${SOURCE_DIRS}")
+set(sources)
+foreach(dir ${dirs})
+  file(GLOB_RECURSE found ${dir}/*.java)
+  list(APPEND sources ${found})
+endforeach()
+file(REMOVE_RECURSE ${CLASSES})
+file(MAKE_DIRECTORY ${CLASSES})
+execute_process(COMMAND ${JAVAC} -encoding UTF-8 -Xlint:all,-serial -d ${CLASSES} ${sources}
+  RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "javac failed")
+endif()
+execute_process(COMMAND ${JAR} cf ${OUT} -C ${CLASSES} . RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "jar failed")
+endif()

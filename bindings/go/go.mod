@@ -1,0 +1,3 @@
+module github.com/starkv/starkv/bindings/go
+
+go 1.19
