@@ -110,8 +110,15 @@ starkv_status starkv_profile_builder_create(starkv_context* ctx,
     const starkv_profile_params p =
         merge_params(params, starkv_profile_params_default(), "starkv_profile_params");
     auto handle = std::make_unique<starkv_profile_builder>();
-    if (ctx != nullptr) handle->backend = ctx->backend;
-    handle->builder = std::make_unique<ProfileBuilder>(p);
+    // A CUDA context builds on its device (cuBLAS + cuSOLVER); otherwise LAPACK on the CPU.
+    std::unique_ptr<SpectrumSolver> solver;
+    if (ctx != nullptr) {
+      handle->backend = ctx->backend;
+      if (ctx->backend->kind() == STARKV_BACKEND_CUDA) {
+        solver = make_cuda_spectrum_solver(ctx->params.device);
+      }
+    }
+    handle->builder = std::make_unique<ProfileBuilder>(p, std::move(solver));
     *out = handle.release();
   });
 }

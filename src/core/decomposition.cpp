@@ -1,6 +1,5 @@
 #include "core/decomposition.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
@@ -9,27 +8,13 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/spectrum_solver.h"
 
 namespace starkv {
 namespace {
 
 size_t idx(int64_t row, int64_t col, int64_t stride) {
   return static_cast<size_t>(row) * static_cast<size_t>(stride) + static_cast<size_t>(col);
-}
-
-// LAPACK returns each singular vector up to sign. Fixing the sign (largest entry positive) makes
-// profiles reproducible across LAPACK builds and thread counts.
-void normalize_signs(std::vector<float>& basis, int32_t n) {
-  for (int32_t col = 0; col < n; ++col) {
-    float largest = 0.0f;
-    for (int32_t row = 0; row < n; ++row) {
-      const float v = basis[idx(row, col, n)];
-      if (std::fabs(v) > std::fabs(largest)) largest = v;
-    }
-    if (largest < 0.0f) {
-      for (int32_t row = 0; row < n; ++row) basis[idx(row, col, n)] = -basis[idx(row, col, n)];
-    }
-  }
 }
 
 // The group's columns of a row-major [rows x width] matrix, times `factor`, appended to `out`.
@@ -104,7 +89,7 @@ void right_singular_vectors(std::vector<double> a, int64_t m, int32_t n, std::ve
   for (double v : *sigma) {
     require(std::isfinite(v), STARKV_ERR_NUMERICAL, "the SVD produced NaN or Inf");
   }
-  normalize_signs(*basis, n);
+  normalize_basis_signs(*basis, n);
 }
 
 bool is_data_aware(const DecompositionInput& input) {
@@ -114,7 +99,7 @@ bool is_data_aware(const DecompositionInput& input) {
 
 std::vector<GroupSpectrum> decompose_tensor(const DecompositionInput& in,
                                             starkv_decomposition decomposition, int32_t n_kv_heads,
-                                            int32_t head_dim) {
+                                            int32_t head_dim, SpectrumSolver& solver) {
   const bool from_samples = in.samples != nullptr && in.n_samples > 0;
   const bool whitened =
       !from_samples && in.weights != nullptr && in.hidden != nullptr && in.n_hidden > 0;
@@ -127,39 +112,42 @@ std::vector<GroupSpectrum> decompose_tensor(const DecompositionInput& in,
   if (whitened) {
     const int64_t n = in.n_hidden;
     xw.resize(static_cast<size_t>(n) * static_cast<size_t>(in.width));
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), in.width,
-                in.hidden_dim, 1.0, in.hidden, in.hidden_dim, in.weights, in.width, 0.0, xw.data(),
-                in.width);
+    solver.multiply(n, in.width, in.hidden_dim, in.hidden, in.weights, xw.data());
     double trace = 0.0;
     for (int64_t i = 0; i < n * in.hidden_dim; ++i) trace += in.hidden[i] * in.hidden[i];
     ridge = in.whitening_lambda * trace / (static_cast<double>(n) * in.hidden_dim);
   }
 
-  std::vector<GroupSpectrum> groups;
-  for (const GroupRange& range : group_ranges(decomposition, n_kv_heads, head_dim)) {
-    std::vector<double> a;
-    int64_t rows = 0;
+  // Every group's matrix, one after another: the groups of a tensor share their shape, so the
+  // solver can take them as one batch.
+  const std::vector<GroupRange> ranges = group_ranges(decomposition, n_kv_heads, head_dim);
+  const int64_t rows = from_samples ? in.n_samples
+                       : whitened   ? in.n_hidden + (ridge > 0.0 ? in.hidden_dim : 0)
+                                    : in.hidden_dim;
+  std::vector<double> a;
+  a.reserve(static_cast<size_t>(rows) * static_cast<size_t>(in.width));
+  for (const GroupRange& range : ranges) {
     if (from_samples) {
-      rows = in.n_samples;
-      a.reserve(static_cast<size_t>(rows) * static_cast<size_t>(range.in_dim));
       append_columns(in.samples, rows, in.width, range, 1.0 / std::sqrt(double(in.n_samples)), a);
     } else if (whitened) {
       // [X W_g / √n ; √λ' W_g]: its Gram matrix is W_gᵀ (XᵀX/n + λ'I) W_g.
-      rows = in.n_hidden + (ridge > 0.0 ? in.hidden_dim : 0);
-      a.reserve(static_cast<size_t>(rows) * static_cast<size_t>(range.in_dim));
       append_columns(xw.data(), in.n_hidden, in.width, range, 1.0 / std::sqrt(double(in.n_hidden)),
                      a);
       if (ridge > 0.0)
         append_columns(in.weights, in.hidden_dim, in.width, range, std::sqrt(ridge), a);
     } else {
-      rows = in.hidden_dim;
-      a.reserve(static_cast<size_t>(rows) * static_cast<size_t>(range.in_dim));
       append_columns(in.weights, rows, in.width, range, 1.0, a);
     }
+  }
+  std::vector<RightSingularVectors> spectra = solver.right_singular_vectors(
+      a, static_cast<int64_t>(ranges.size()), rows, ranges.front().in_dim);
+  std::vector<GroupSpectrum> groups;
+  for (size_t i = 0; i < ranges.size(); ++i) {
     GroupSpectrum g;
-    g.in_offset = range.in_offset;
-    g.in_dim = range.in_dim;
-    right_singular_vectors(std::move(a), rows, range.in_dim, &g.sigma, &g.basis);
+    g.in_offset = ranges[i].in_offset;
+    g.in_dim = ranges[i].in_dim;
+    g.sigma = std::move(spectra[i].sigma);
+    g.basis = std::move(spectra[i].basis);
     groups.push_back(std::move(g));
   }
   return groups;

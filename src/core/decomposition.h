@@ -9,13 +9,15 @@
 //   K/V samples (n rows)          SVD of K_g / √n (uncentred PCA)    error on the samples
 // with λ' = whitening_lambda × mean diagonal of XᵀX/n. Samples win when both samples and weights
 // are given: they are the distribution the cache will actually see.
-// All linear algebra is in double (LAPACKE_dgesdd, cblas_dgemm); the bases are stored as fp32,
-// the precision the factors end up in.
+// All linear algebra is in double (on the CPU LAPACKE_dgesdd and cblas_dgemm, on a GPU cuSOLVER
+// and cuBLAS: see spectrum_solver.h); the bases are stored as fp32, the precision the factors end
+// up in.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "core/spectrum_solver.h"
 #include "starkv/starkv.h"
 
 namespace starkv {
@@ -64,8 +66,10 @@ struct DecompositionInput {
 // True when the spectra will be in a data-aware norm (samples, or weights with hidden states).
 bool is_data_aware(const DecompositionInput& input);
 
+// The solver does the products and the SVDs (the CPU's LAPACK unless the builder runs on a GPU).
 std::vector<GroupSpectrum> decompose_tensor(const DecompositionInput& input,
                                             starkv_decomposition decomposition, int32_t n_kv_heads,
-                                            int32_t head_dim);
+                                            int32_t head_dim,
+                                            SpectrumSolver& solver = cpu_spectrum_solver());
 
 }  // namespace starkv

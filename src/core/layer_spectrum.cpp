@@ -1,7 +1,5 @@
 #include "core/layer_spectrum.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -41,11 +39,10 @@ std::vector<float> to_float(const std::vector<double>& v, size_t n) {
 }
 
 // rows x width = X[:rows] · W, in fp32 for the distillation sample.
-std::vector<float> project(const std::vector<double>& x, int64_t rows, int32_t hidden_dim,
-                           const std::vector<double>& w, int32_t width) {
+std::vector<float> project(SpectrumSolver& solver, const std::vector<double>& x, int64_t rows,
+                           int32_t hidden_dim, const std::vector<double>& w, int32_t width) {
   std::vector<double> out(static_cast<size_t>(rows) * static_cast<size_t>(width));
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), width, hidden_dim,
-              1.0, x.data(), hidden_dim, w.data(), width, 0.0, out.data(), width);
+  solver.multiply(rows, width, hidden_dim, x.data(), w.data(), out.data());
   return to_float(out, out.size());
 }
 
@@ -91,7 +88,8 @@ std::vector<FactorGroup> copy_factor_groups(const std::vector<GroupRange>& range
 
 std::unique_ptr<LayerSpectrum> spectrum_from_layer_data(const starkv_profile_params& params,
                                                         int32_t layer,
-                                                        const starkv_layer_data& data) {
+                                                        const starkv_layer_data& data,
+                                                        SpectrumSolver& solver) {
   const std::string where = "layer " + std::to_string(layer) + ": ";
   const int32_t G = params.n_kv_heads, D = params.head_dim, H = params.n_heads;
   const int32_t d = params.hidden_dim, width = G * D;
@@ -165,10 +163,10 @@ std::unique_ptr<LayerSpectrum> spectrum_from_layer_data(const starkv_profile_par
   input.weights = has_weights ? w_k.data() : nullptr;
   input.samples = has_samples ? k_samples.data() : nullptr;
   spectrum->calibrated = is_data_aware(input);
-  spectrum->keys = decompose_tensor(input, params.key_decomposition, G, D);
+  spectrum->keys = decompose_tensor(input, params.key_decomposition, G, D, solver);
   input.weights = has_weights ? w_v.data() : nullptr;
   input.samples = has_samples ? v_samples.data() : nullptr;
-  spectrum->values = decompose_tensor(input, params.value_decomposition, G, D);
+  spectrum->values = decompose_tensor(input, params.value_decomposition, G, D, solver);
 
   // --- the distillation sample: the first st_distill_tokens calibration tokens ---
   DistillSample& sample = spectrum->distill;
@@ -185,13 +183,13 @@ std::unique_ptr<LayerSpectrum> spectrum_from_layer_data(const starkv_profile_par
     }
   } else if (has_hidden) {
     sample.n_tokens = static_cast<int32_t>(std::min<int64_t>(n_hidden, params.st_distill_tokens));
-    sample.keys = project(hidden, sample.n_tokens, d, w_k, width);
-    sample.values = project(hidden, sample.n_tokens, d, w_v, width);
+    sample.keys = project(solver, hidden, sample.n_tokens, d, w_k, width);
+    sample.values = project(solver, hidden, sample.n_tokens, d, w_v, width);
     if (data.w_q != nullptr && sample.n_tokens > 0) {
       std::vector<double> w_q =
           weights_as_in_out(data.w_q, data.weight_dtype, data.weight_layout, d, H * D);
       require_finite(w_q, where + "w_q");
-      sample.queries = project(hidden, sample.n_tokens, d, w_q, H * D);
+      sample.queries = project(solver, hidden, sample.n_tokens, d, w_q, H * D);
       // The engine hands queries post-RoPE; so does this sample (tokens at positions 0..n-1).
       const RopeConfig rope = rope_config_from_params(params);
       std::vector<float> inv_freq(static_cast<size_t>(std::max(1, rope.rotary_dim / 2)));

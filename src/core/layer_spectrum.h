@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/decomposition.h"
+#include "core/spectrum_solver.h"
 #include "core/profile.h"
 #include "starkv/starkv.h"
 
@@ -49,7 +50,8 @@ struct LayerSpectrum {
 // decomposes it. `params` must already be validated (ProfileBuilder's constructor does).
 std::unique_ptr<LayerSpectrum> spectrum_from_layer_data(const starkv_profile_params& params,
                                                         int32_t layer,
-                                                        const starkv_layer_data& data);
+                                                        const starkv_layer_data& data,
+                                                        SpectrumSolver& solver);
 
 // Validates and copies factors computed elsewhere (key_up/value_up NULL: the transpose of down).
 std::unique_ptr<LayerSpectrum> spectrum_from_factors(const starkv_profile_params& params,

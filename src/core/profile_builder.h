@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/profile.h"
+#include "core/spectrum_solver.h"
 #include "starkv/starkv.h"
 
 namespace starkv {
@@ -20,7 +21,9 @@ class ProfileBuilder {
  public:
   // `params` must be a complete struct (the C shim has already merged the caller's struct_size
   // prefix over the defaults) and is validated here; the uncompressed-layer list is copied.
-  explicit ProfileBuilder(const starkv_profile_params& params);
+  // `solver` does the products and SVDs; null means the CPU's.
+  explicit ProfileBuilder(const starkv_profile_params& params,
+                          std::unique_ptr<SpectrumSolver> solver = nullptr);
   ~ProfileBuilder();
 
   void add_layer(int32_t layer, const starkv_layer_data& data);
@@ -29,6 +32,8 @@ class ProfileBuilder {
 
  private:
   starkv_profile_params params_;
+  std::unique_ptr<SpectrumSolver> own_solver_;  // null: the CPU solver
+  SpectrumSolver* solver_;
   std::vector<int32_t> uncompressed_layers_;
   std::vector<std::unique_ptr<LayerSpectrum>> layers_;
   bool finished_ = false;
