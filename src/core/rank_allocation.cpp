@@ -58,6 +58,17 @@ int64_t total_rank(const std::vector<int32_t>& ranks) {
   return total;
 }
 
+RankAllocation allocate_keys_then_values(const RankProblem& problem,
+                                         const RanksForBudget& ranks_for) {
+  require_feasible(problem.keys, problem.key_budget, "key");
+  RankAllocation result;
+  result.key_ranks = ranks_for(problem.keys, problem.key_budget);
+  const double carried = problem.key_budget - static_cast<double>(total_rank(result.key_ranks));
+  require_feasible(problem.values, problem.value_budget + carried, "value");
+  result.value_ranks = ranks_for(problem.values, problem.value_budget + carried);
+  return result;
+}
+
 void fit_ranks_to_budget(const std::vector<RankGroup>& groups, double budget,
                          const RankStepScore& gain, const RankStepScore& loss,
                          std::vector<int32_t>& ranks) {

@@ -94,4 +94,11 @@ void fit_ranks_to_budget(const std::vector<RankGroup>& groups, double budget,
 
 int64_t total_rank(const std::vector<int32_t>& ranks);
 
+// Allocates keys within their budget with `ranks_for`, then values within theirs plus what the
+// keys left unused (rounding to tiles may leave a few channels).
+using RanksForBudget =
+    std::function<std::vector<int32_t>(const std::vector<RankGroup>& groups, double budget)>;
+RankAllocation allocate_keys_then_values(const RankProblem& problem,
+                                         const RanksForBudget& ranks_for);
+
 }  // namespace starkv

@@ -38,13 +38,7 @@ std::vector<int32_t> greedy_ranks(const std::vector<RankGroup>& groups, double b
 }  // namespace
 
 RankAllocation allocate_greedy(const RankProblem& problem) {
-  require_feasible(problem.keys, problem.key_budget, "key");
-  RankAllocation result;
-  result.key_ranks = greedy_ranks(problem.keys, problem.key_budget);
-  const double carried = problem.key_budget - static_cast<double>(total_rank(result.key_ranks));
-  require_feasible(problem.values, problem.value_budget + carried, "value");
-  result.value_ranks = greedy_ranks(problem.values, problem.value_budget + carried);
-  return result;
+  return allocate_keys_then_values(problem, greedy_ranks);
 }
 
 }  // namespace starkv
