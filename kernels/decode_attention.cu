@@ -1,0 +1,1446 @@
+// Decode attention over the compressed cache (flash-decoding: split-K partials, then a combine).
+//
+// decode_attention_kernel<NT>   grid (work item, head chunk, value part), 256 threads (8 warps),
+//   NT = head_dim / 8, at most 2 CTAs per SM (128 registers). A work item is one query and a token
+//   range [start, end) of its sequence (the split-K schedule made by the plan); a head chunk is
+//   the KV heads whose query heads fit in 8 (8 / q_per_kv of them); a value part is up to 1024
+//   channels of the chunk's value latents. The CTA walks its range in tiles of 32 tokens:
+//     0. stage: cp.async copies, per token, the 16-byte-aligned byte ranges this CTA needs (the
+//        chunk's key codes, the part's value codes, the scale region) into shared memory; the
+//        next tile's copy is issued as soon as this tile is decoded, so it overlaps steps 2-4.
+//     1. decode: block by block (uniform width and scale), lane = token, each warp turns groups
+//        of 8 codes (storage_bits bytes) into fp16: key latents token-major Lk[32][ks] (each KV
+//        head's group in its own 16-aligned, zero-padded column region), value latents
+//        channel-major LvT[c][40]; the tile's RoPE table is the exact base angle of the tile
+//        times a per-model table of offsets 0..31.
+//     2. keys and scores: warp job = (16-token m-tile, KV head, column slice). K = Lk * Ut on
+//        tensor cores (mma.sync m16n8k16, fp16 in, fp32 accumulate; ranks padded to 16 with zero
+//        rows of Ut), RoPE in registers (key dims are permuted so that every rotary pair is two
+//        adjacent columns of one thread), dot with each query head of the group, quad-reduced:
+//        partial scores S[slice][8][32] (the softmax scale is folded into q).
+//     3. online softmax: warp h owns query head h, lane t token t: running max/sum in registers,
+//        probabilities P[8][32] as fp16 and the head's rescale factor.
+//     4. values: acc^T[c][h] = alpha_h * acc^T[c][h] + sum_t LvT[c][t] P[h][t] on tensor cores;
+//        warp w owns channel m-tiles w, w+8, ... and keeps their accumulators in registers.
+//   Reads per tile: the staged bytes of 32 rows, the heads' Ut slices (L1/L2-resident), the
+//   queries once per CTA. Writes per CTA: the unnormalized value-latent accumulators [1024][8]
+//   f32 and, from value part 0, each head's running max and sum.
+// Split mode (layers with several head chunks, where every chunk would decode the whole value
+// latent again): a score pass writes each 32-token tile's fp16 probabilities and running max per
+// head to the plan's workspace; decode_values_kernel then reads each 128-channel block of value
+// latents once and accumulates P * values for all query heads; combine_split_values_kernel
+// finishes as below. The score pass is fold_scores_kernel (fold the query into the key
+// up-projection, see its comment) whenever its shared memory fits (the backend's `use_fold`), else
+// the kernel above with kFused = false, stopping after step 3 (STARKV_NO_FOLD=1 forces that).
+// combine_splits_kernel   grid (query head, block of 4 queries), 128 threads. Merges the splits
+//   of each query (log-sum-exp weights), divides by the softmax sum and multiplies the head's
+//   value latent by its slice of the value up-projection (f32), writing out[q][h][0..D).
+#include <cstdint>
+
+#include "kernels/dtype_io.cuh"
+#include "kernels/kernel_api.h"
+#include "kernels/latent_codec.cuh"
+#include "kernels/mma.cuh"
+
+namespace starkv {
+namespace kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int T = kAttnTileTokens;
+constexpr int kVch = kAttnValueChannels;
+constexpr int kHeads = kAttnHeadsPerCta;
+constexpr int kScoreHeads = kScoreHeadsPerCta;
+constexpr int kTileStride = T + 8;  // halves per LvT / P row: 20 words, conflict-free fragments
+constexpr int kMaxValueTiles = kVch / 16 / kWarps;
+constexpr int kMaxSplit = 4;  // key-reconstruction jobs split a head's columns this many ways
+constexpr int kCombineThreads = 128;
+constexpr int kCombineQueries = 4;
+static_assert(T == 32, "the softmax maps one token to one lane");
+static_assert(kWarps == kHeads, "the fused softmax maps one query head to one warp");
+
+struct SmemLayout {
+  size_t qs, rope, rope_base, scores, alpha, probs, raw, lk, lvt, total;
+};
+
+__host__ __device__ inline size_t align16(size_t x) { return (x + 15) & ~size_t{15}; }
+
+__host__ __device__ inline int raw_stride(const LayerView& l) {
+  return l.raw_key_bytes + l.raw_value_bytes + l.raw_scale_bytes;
+}
+
+__host__ __device__ inline SmemLayout smem_layout(int head_dim, int rope_pairs, int key_stride,
+                                                  int value_rows, int raw_bytes_per_token,
+                                                  int heads = kHeads) {
+  SmemLayout s{};
+  size_t o = 0;
+  s.qs = o;
+  o = align16(o + sizeof(float) * heads * head_dim);
+  s.rope = o;
+  o = align16(o + sizeof(float2) * T * (rope_pairs > 0 ? rope_pairs : 1));
+  s.rope_base = o;
+  o = align16(o + sizeof(float2) * (rope_pairs > 0 ? rope_pairs : 1));
+  s.scores = o;
+  o = align16(o + sizeof(float) * kMaxSplit * heads * T);
+  s.alpha = o;
+  o = align16(o + sizeof(float) * heads);
+  s.probs = o;
+  o = align16(o + sizeof(__half) * heads * kTileStride);
+  s.raw = o;
+  o = align16(o + static_cast<size_t>(T) * raw_bytes_per_token);
+  s.lk = o;
+  o = align16(o + sizeof(__half) * T * key_stride);
+  s.lvt = o;
+  o = align16(o + sizeof(__half) * value_rows * kTileStride);
+  s.total = o;
+  return s;
+}
+
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+__device__ __forceinline__ void cp_async_wait_one() {
+  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+
+// Stages the raw bytes of tokens [t0, t0 + n_tok) (n_tok <= 64) that a CTA reads: the chunk's key
+// codes [pb.x, pb.y), the value codes [pb.z, pb.w) and the scale region, 16 bytes per cp.async,
+// into raw[t][...] (keys at 0, values at raw_key_bytes, scales after both). Lane l finds the rows
+// of tokens l and l + 32 once; warp w then copies tokens w, w + 8, ... with lanes over chunks.
+__device__ __forceinline__ void stage_rows(const LayerView& layer,
+                                           const int32_t* __restrict__ pages, int pt, int t0,
+                                           int n_tok, int4 pb, uint8_t* raw) {
+  const int nk = (pb.y - pb.x) >> 4, nv = (pb.w - pb.z) >> 4;
+  const int ns = layer.raw_scale_bytes > 0 ? (layer.row_bytes - layer.scale_base) >> 4 : 0;
+  const int per = nk + nv + ns;
+  const int stride = raw_stride(layer);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int row_a = 0, row_b = 0;  // row index of tokens lane, lane + 32 (in the layer's row array)
+  if (lane < n_tok) {
+    const int t = t0 + lane;
+    row_a = pages[t / pt] * pt + t % pt;
+  }
+  if (lane + 32 < n_tok) {
+    const int t = t0 + lane + 32;
+    row_b = pages[t / pt] * pt + t % pt;
+  }
+  auto offsets = [&](int i, int& src, int& dst) {
+    if (i < nk) {
+      src = pb.x + 16 * i;
+      dst = 16 * i;
+    } else if (i < nk + nv) {
+      src = pb.z + 16 * (i - nk);
+      dst = layer.raw_key_bytes + 16 * (i - nk);
+    } else {
+      src = layer.scale_base + 16 * (i - nk - nv);
+      dst = layer.raw_key_bytes + layer.raw_value_bytes + 16 * (i - nk - nv);
+    }
+  };
+  int src0 = 0, dst0 = 0;
+  if (lane < per) offsets(lane, src0, dst0);
+  for (int t = warp; t < n_tok; t += kWarps) {
+    const int r = __shfl_sync(0xffffffffu, t < 32 ? row_a : row_b, t & 31);
+    const uint8_t* row = layer.rows + static_cast<int64_t>(r) * layer.row_bytes;
+    uint8_t* dst_row = raw + t * stride;
+    if (lane < per) cp_async_16(dst_row + dst0, row + src0);
+    for (int i = lane + 32; i < per; i += 32) {
+      int src, dst;
+      offsets(i, src, dst);
+      cp_async_16(dst_row + dst, row + src);
+    }
+  }
+}
+
+// Stages tokens [t0, min(t0 + T, end)) (see stage_rows), then commits the group unless told not to.
+__device__ __forceinline__ void stage_tile(const LayerView& layer,
+                                           const int32_t* __restrict__ pages, int pt, int t0,
+                                           int end, int4 pb, uint8_t* raw, bool commit = true) {
+  stage_rows(layer, pages, pt, t0, end - t0 < T ? end - t0 : T, pb, raw);
+  if (commit) cp_async_commit();
+}
+
+// Decodes layer channels [c_lo, c_hi) of the tile's tokens from the staged rows, block by block
+// (a block's width, scale and position are uniform). Lane = token (T == 32); each warp takes
+// groups of 8 consecutive codes of a block, which occupy exactly storage_bits bytes (8 fp16
+// values = 16 bytes), so a lane reads a few bytes and writes 8 values. A staged row holds row
+// byte b at b + shift (codes) and the scale region at raw_key + raw_value bytes.
+// Keys go to lk[t][column] (columns from key_columns), values to lvt[c - lv_first][t].
+template <bool kKeys>
+__device__ __forceinline__ void decode_range(const LayerView& layer, int c_lo, int c_hi,
+                                             const uint8_t* raw, int rstride, int shift,
+                                             int n_valid, __half* lk, int ks, __half* lvt,
+                                             int lv_first) {
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const uint8_t* r = raw + lane * rstride;
+  const bool valid = lane < n_valid;
+  const int b_end = layer.channel_block[c_hi - 1] + 1;
+  for (int b = layer.channel_block[c_lo]; b < b_end; ++b) {
+    const DevBlock blk = layer.blocks[b];
+    const int lo = c_lo > blk.first_channel ? c_lo : blk.first_channel;
+    const int end = blk.first_channel + blk.n_channels;
+    const int hi = c_hi < end ? c_hi : end;
+    if (lo >= hi) continue;
+    const int dst0 = kKeys ? layer.key_columns[lo] : lo - lv_first;
+    const int j0 = lo - blk.first_channel, j1 = hi - blk.first_channel;
+    const int bits = blk.bits, sb = blk.storage_bits;
+    const int base = blk.byte_offset + shift;
+    const uint32_t mask = sb < 32 ? (1u << sb) - 1u : 0xffffffffu;
+    const float mid = bits < 16 ? static_cast<float>(1 << (bits - 1)) - 0.5f : 0.0f;
+    const float scale =
+        (bits < 16 && valid)
+            ? __half2float(*reinterpret_cast<const __half*>(r + blk.scale_offset + scale_shift))
+            : 0.0f;
+    for (int g = (j0 >> 3) + warp; g < (j1 + 7) >> 3; g += kWarps) {
+      float v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v[k] = 0.0f;
+      if (valid) {
+        if (bits == 16) {
+          const __half* p = reinterpret_cast<const __half*>(r + base) + 8 * g;
+#pragma unroll
+          for (int k = 0; k < 8; ++k) v[k] = __half2float(p[k]);
+        } else if (bits == 32) {
+          const float* p = reinterpret_cast<const float*>(r + base) + 8 * g;
+#pragma unroll
+          for (int k = 0; k < 8; ++k) v[k] = p[k];
+        } else {
+          const uint8_t* p = r + base + g * sb;  // 8 codes = sb bytes
+          uint64_t w = 0;
+          for (int q = 0; q < sb; ++q) w |= static_cast<uint64_t>(p[q]) << (8 * q);
+#pragma unroll
+          for (int k = 0; k < 8; ++k) {
+            v[k] = (static_cast<float>(static_cast<uint32_t>(w >> (k * sb)) & mask) - mid) * scale;
+          }
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const int j = 8 * g + k;
+        if (j >= j0 && j < j1) {
+          const __half h = __float2half_rn(v[k]);
+          if (kKeys) {
+            lk[lane * ks + dst0 + (j - j0)] = h;
+          } else {
+            lvt[(dst0 + (j - j0)) * kTileStride + lane] = h;
+          }
+        }
+      }
+    }
+  }
+}
+
+// One key job of a warp: K[16 tokens x NTP*8 columns] of KV head g0+gl, columns from n-tile
+// part*NTP, reconstructed on tensor cores, rotated (RoPE), dotted with the head's queries; the
+// quad-reduced partial scores go to scores[part][head][token].
+template <int NT, int NTP>
+__device__ __forceinline__ void key_job(const LayerView& layer, const __half* lk, int ks,
+                                        const float2* rope, int rp, const float* qs, float* scores,
+                                        int g0, int gl, int mt, int part, int qpk, int heads) {
+  constexpr int D = NT * 8;
+  const int lane = threadIdx.x & 31, grp = lane >> 2, tq = lane & 3;
+  const int jt0 = part * NTP;
+  const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+  const int rkp = hk.z;
+  const __half* __restrict__ ut = layer.key_ut + hk.w + (8 * jt0 + grp) * rkp + 2 * tq;
+  float kacc[NTP][4];
+#pragma unroll
+  for (int j = 0; j < NTP; ++j) kacc[j][0] = kacc[j][1] = kacc[j][2] = kacc[j][3] = 0.0f;
+  const __half* arow0 = lk + (mt * 16 + grp) * ks + hk.x + 2 * tq;
+  const __half* arow1 = arow0 + 8 * ks;
+  for (int kk = 0; kk < rkp; kk += 16) {
+    uint32_t a[4];
+    a[0] = ld_h2(arow0 + kk);
+    a[1] = ld_h2(arow1 + kk);
+    a[2] = ld_h2(arow0 + kk + 8);
+    a[3] = ld_h2(arow1 + kk + 8);
+#pragma unroll
+    for (int j = 0; j < NTP; ++j) {
+      const __half* bp = ut + 8 * j * rkp + kk;
+      const uint32_t b0 = __ldg(reinterpret_cast<const unsigned int*>(bp));
+      const uint32_t b1 = __ldg(reinterpret_cast<const unsigned int*>(bp + 8));
+      mma_16816(kacc[j], a, b0, b1);
+    }
+  }
+  const int r0 = mt * 16 + grp;
+#pragma unroll
+  for (int j = 0; j < NTP; ++j) {
+    const int i = 4 * (jt0 + j) + tq;  // rotary pair of columns 2i, 2i+1
+    if (i < rp) {
+      const float2 c0 = rope[r0 * rp + i];
+      const float2 c1 = rope[(r0 + 8) * rp + i];
+      const float x0 = kacc[j][0], x1 = kacc[j][1], y0 = kacc[j][2], y1 = kacc[j][3];
+      kacc[j][0] = x0 * c0.x - x1 * c0.y;
+      kacc[j][1] = x1 * c0.x + x0 * c0.y;
+      kacc[j][2] = y0 * c1.x - y1 * c1.y;
+      kacc[j][3] = y1 * c1.x + y0 * c1.y;
+    }
+  }
+  for (int hh = 0; hh < qpk; ++hh) {
+    const int hl = gl * qpk + hh;
+    const float* qrow = qs + hl * D + 8 * jt0 + 2 * tq;
+    float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NTP; ++j) {
+      const float2 qv = *reinterpret_cast<const float2*>(qrow + 8 * j);
+      s0 += kacc[j][0] * qv.x + kacc[j][1] * qv.y;
+      s1 += kacc[j][2] * qv.x + kacc[j][3] * qv.y;
+    }
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
+    s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+    s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+    if (tq == 0) {
+      scores[(part * heads + hl) * T + r0] = s0;
+      scores[(part * heads + hl) * T + r0 + 8] = s1;
+    }
+  }
+}
+
+template <int NT, bool kFused, int HC>
+__global__ void __launch_bounds__(kThreads, 2)
+    decode_attention_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                            const void* __restrict__ q, int q_dtype) {
+  constexpr int D = NT * 8;
+  static_assert(!kFused || HC == kHeads, "the fused kernel holds 8 query heads");
+  constexpr int HPW = HC / kWarps;  // of them per warp in the softmax
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+
+  const WorkItem item = batch.items[blockIdx.x];
+  const int chunk = blockIdx.y, vpart = blockIdx.z;
+  const ChunkInfo ci = layer.chunks[chunk];
+  const int v_begin = vpart * kVch;
+  const int n_vparts = ci.w > 0 ? (ci.w + kVch - 1) / kVch : 1;
+  if (vpart >= n_vparts) return;
+  const int vcount = !kFused ? 0 : (ci.w - v_begin < kVch ? ci.w - v_begin : kVch);
+  const int vtiles = (vcount + 15) / 16;
+  const int qpk = model.q_per_kv;
+  const int gc = layer.kv_heads_per_chunk;
+  const int g0 = chunk * gc;
+  const int ngc = model.n_kv_heads - g0 < gc ? model.n_kv_heads - g0 : gc;
+  const int n_local_heads = ngc * qpk;
+  const int rp = model.rope_pairs;
+  const int ks = layer.key_tile_stride;
+  // Split each (m-tile, KV head) job's columns so that all 8 warps have work (GQA chunks hold few
+  // KV heads); the partial scores are summed by the softmax.
+  int nsplit = 1;
+  while (nsplit < kMaxSplit && 2 * ngc * nsplit < kWarps && (NT % (2 * nsplit)) == 0) nsplit *= 2;
+
+  const SmemLayout L = smem_layout(D, rp, ks, layer.value_rows, raw_stride(layer), HC);
+  float* qs = reinterpret_cast<float*>(smem + L.qs);
+  float2* rope = reinterpret_cast<float2*>(smem + L.rope);
+  float2* rope_base = reinterpret_cast<float2*>(smem + L.rope_base);
+  float* scores = reinterpret_cast<float*>(smem + L.scores);
+  float* alpha_s = reinterpret_cast<float*>(smem + L.alpha);
+  uint8_t* raw = smem + L.raw;
+  __half* probs = reinterpret_cast<__half*>(smem + L.probs);
+  __half* lk = reinterpret_cast<__half*>(smem + L.lk);
+  __half* lvt = reinterpret_cast<__half*>(smem + L.lvt);
+
+  // Queries of the chunk's heads, permuted like the key columns and pre-scaled.
+  for (int idx = tid; idx < HC * D; idx += kThreads) {
+    const int h = idx / D, j = idx - h * D;
+    float v = 0.0f;
+    if (h < n_local_heads) {
+      const int64_t e =
+          (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D + model.perm[j];
+      v = load_elem(q, q_dtype, e) * model.scale;
+    }
+    qs[idx] = v;
+  }
+  // Zero the tiles once: padding columns/rows are never written again and must be finite zeros.
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.lk);
+    const int words = static_cast<int>((L.total - L.lk) / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+
+  float acc[kMaxValueTiles][4];
+#pragma unroll
+  for (int i = 0; i < kMaxValueTiles; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+  float run_max[HPW], run_sum[HPW];  // of query heads warp + 8j, kept by every lane
+#pragma unroll
+  for (int j = 0; j < HPW; ++j) {
+    run_max[j] = -INFINITY;
+    run_sum[j] = 0.0f;
+  }
+  __syncthreads();
+
+  const int4 pb = layer.part_bytes[chunk * layer.max_value_parts + vpart];
+  const int rstride = raw_stride(layer);
+  stage_tile(layer, pages, pt, item.start, item.end, pb, raw);
+
+  for (int t0 = item.start; t0 < item.end; t0 += T) {
+    const int n_valid = item.end - t0 < T ? item.end - t0 : T;
+    for (int i = tid; i < rp; i += kThreads) {
+      // The CPU forms the angle in double; reduce it mod 2*pi in double, then sincosf (accurate
+      // to an ulp on the reduced range) gives the same floats up to an ulp.
+      const double angle = static_cast<double>(t0) * static_cast<double>(model.inv_freq[i]);
+      const double two_pi = 6.283185307179586476925, inv_two_pi = 0.15915494309189533577;
+      const float reduced = static_cast<float>(angle - rint(angle * inv_two_pi) * two_pi);
+      float sn, cs;
+      sincosf(reduced, &sn, &cs);
+      rope_base[i] = make_float2(cs, sn);
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // RoPE table of the tile: the accurate base angle (pair i at position t0) times the per-model
+    // table of offsets 0..31 (two unit complex numbers: a product, ~2 ulp).
+    for (int idx = tid; idx < T * rp; idx += kThreads) {
+      const int t = idx / rp, i = idx - t * rp;
+      const float2 b = rope_base[i], st = model.rope_step[idx];
+      rope[idx] = make_float2(b.x * st.x - b.y * st.y, b.y * st.x + b.x * st.y);
+    }
+    // 1. Decode the tile's key and value latents from the staged bytes.
+    if (ci.y > 0) {
+      decode_range<true>(layer, ci.x, ci.x + ci.y, raw, rstride, -pb.x, n_valid, lk, ks, lvt, 0);
+    }
+    if (vcount > 0) {
+      decode_range<false>(layer, ci.z + v_begin, ci.z + v_begin + vcount, raw, rstride,
+                          layer.raw_key_bytes - pb.z, n_valid, lk, ks, lvt, ci.z + v_begin);
+    }
+    __syncthreads();
+    // The staging buffer is free again: fetch the next tile while this one is computed.
+    if (t0 + T < item.end) stage_tile(layer, pages, pt, t0 + T, item.end, pb, raw);
+
+    // 2. Reconstruct keys on tensor cores, RoPE, scores.
+    for (int job = warp; job < 2 * ngc * nsplit; job += kWarps) {
+      const int part = job % nsplit, mt = (job / nsplit) & 1, gl = job / nsplit >> 1;
+      if (nsplit == 1) {
+        key_job<NT, NT>(layer, lk, ks, rope, rp, qs, scores, g0, gl, mt, part, qpk, HC);
+      } else if (nsplit == 2) {
+        key_job<NT, NT / 2>(layer, lk, ks, rope, rp, qs, scores, g0, gl, mt, part, qpk, HC);
+      } else {
+        key_job<NT, (NT / 4 > 0 ? NT / 4 : 1)>(layer, lk, ks, rope, rp, qs, scores, g0, gl, mt,
+                                               part, qpk, HC);
+      }
+    }
+    __syncthreads();
+
+    // 3. Online softmax: warp = query head (heads warp + 8j in split mode), lane = token.
+#pragma unroll
+    for (int j = 0; j < HPW; ++j) {
+      const int h = warp + kWarps * j;
+      float alpha = 1.0f, p = 0.0f;
+      if (h < n_local_heads) {
+        float s = -INFINITY;
+        if (lane < n_valid) {
+          s = scores[h * T + lane];
+          for (int part = 1; part < nsplit; ++part) s += scores[(part * HC + h) * T + lane];
+        }
+        float tile_max = s;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+          tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+        const float new_max = fmaxf(run_max[j], tile_max);
+        alpha = __expf(run_max[j] - new_max);
+        p = lane < n_valid ? __expf(s - new_max) : 0.0f;
+        float sum = p;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        run_sum[j] = run_sum[j] * alpha + sum;
+        run_max[j] = new_max;
+      }
+      if (kFused) {
+        probs[h * kTileStride + lane] = __float2half_rn(p);
+        if (lane == 0) alpha_s[h] = alpha;
+      } else if (h < n_local_heads) {
+        // Split mode: the value kernel consumes this tile's probabilities and running max.
+        const int64_t row =
+            (static_cast<int64_t>(blockIdx.x) * batch.tiles_per_item + (t0 - item.start) / T) *
+                model.n_heads +
+            g0 * qpk + h;
+        batch.probs[row * T + lane] = __float2half_rn(p);
+        if (lane == 0) batch.tile_max[row] = run_max[j];
+      }
+    }
+    if (!kFused) continue;  // (uniform) no value work in split mode; the next barrier is at the top
+    __syncthreads();
+
+    // 4. Value latents: acc^T = alpha * acc^T + LvT * P^T.
+    {
+      uint32_t b[2][2];
+#pragma unroll
+      for (int kstep = 0; kstep < T / 16; ++kstep) {
+        const __half* bp = probs + grp * kTileStride + kstep * 16 + 2 * tq;
+        b[kstep][0] = ld_h2(bp);
+        b[kstep][1] = ld_h2(bp + 8);
+      }
+      const float al0 = alpha_s[2 * tq], al1 = alpha_s[2 * tq + 1];
+#pragma unroll
+      for (int i = 0; i < kMaxValueTiles; ++i) {
+        const int mtile = warp + kWarps * i;
+        if (mtile < vtiles) {
+          acc[i][0] *= al0;
+          acc[i][1] *= al1;
+          acc[i][2] *= al0;
+          acc[i][3] *= al1;
+#pragma unroll
+          for (int kstep = 0; kstep < T / 16; ++kstep) {
+            const __half* ap = lvt + (mtile * 16 + grp) * kTileStride + kstep * 16 + 2 * tq;
+            uint32_t a[4];
+            a[0] = ld_h2(ap);
+            a[1] = ld_h2(ap + 8 * kTileStride);
+            a[2] = ld_h2(ap + 8);
+            a[3] = ld_h2(ap + 8 * kTileStride + 8);
+            mma_16816(acc[i], a, b[kstep][0], b[kstep][1]);
+          }
+        }
+      }
+    }
+    // The next tile's first barrier orders these reads before the tiles are overwritten.
+    __syncthreads();
+  }
+
+  if (kFused) {
+    float* dst = batch.acc + (static_cast<int64_t>(blockIdx.x) * layer.slots_per_item +
+                              layer.chunk_slot_base[chunk] + vpart) *
+                                 static_cast<int64_t>(kVch * kHeads);
+#pragma unroll
+    for (int i = 0; i < kMaxValueTiles; ++i) {
+      const int mtile = warp + kWarps * i;
+      if (mtile < vtiles) {
+        const int row = mtile * 16 + grp;
+        *reinterpret_cast<float2*>(dst + row * kHeads + 2 * tq) = make_float2(acc[i][0], acc[i][1]);
+        *reinterpret_cast<float2*>(dst + (row + 8) * kHeads + 2 * tq) =
+            make_float2(acc[i][2], acc[i][3]);
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < HPW; ++j) {
+    const int h = warp + kWarps * j;
+    if (vpart == 0 && h < n_local_heads && lane == 0) {
+      float* st =
+          batch.stats + (static_cast<int64_t>(blockIdx.x) * model.n_heads + g0 * qpk + h) * 2;
+      st[0] = run_max[j];
+      st[1] = run_sum[j];
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_splits_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                          void* __restrict__ out, int out_dtype) {
+  extern __shared__ __align__(16) float lat[];  // [kCombineQueries][rank]
+  const int h = blockIdx.x;
+  const int g = h / model.q_per_kv;
+  const int chunk = g / layer.kv_heads_per_chunk;
+  const int hl = h - chunk * layer.kv_heads_per_chunk * model.q_per_kv;
+  const HeadValueInfo hv = layer.head_values[g];
+  const ChunkInfo ci = layer.chunks[chunk];
+  const int rank = hv.y;
+  const int local0 = hv.x - ci.z;
+  const int D = model.head_dim;
+  const int tid = threadIdx.x;
+  const int64_t item_stride = static_cast<int64_t>(layer.slots_per_item) * kVch * kHeads;
+
+  for (int qi = 0; qi < kCombineQueries; ++qi) {
+    const int query = blockIdx.y * kCombineQueries + qi;
+    if (query >= batch.n_queries) break;
+    const int2 range = batch.query_items[query];
+    float m = -INFINITY;
+    for (int s = 0; s < range.y; ++s)
+      m = fmaxf(m, batch.stats[((range.x + s) * model.n_heads + h) * 2]);
+    float total = 0.0f;
+    for (int s = 0; s < range.y; ++s) {
+      const float* st = batch.stats + ((range.x + s) * model.n_heads + h) * 2;
+      total += __expf(st[0] - m) * st[1];
+    }
+    const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    for (int c = tid; c < rank; c += kCombineThreads) {
+      const int local = local0 + c;
+      const int slot = layer.chunk_slot_base[chunk] + local / kVch;
+      const int64_t off = static_cast<int64_t>(slot) * kVch * kHeads + (local % kVch) * kHeads + hl;
+      float v = 0.0f;
+      for (int s = 0; s < range.y; ++s) {
+        const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
+        v += w * batch.acc[(range.x + s) * item_stride + off];
+      }
+      lat[qi * rank + c] = v * inv_total;
+    }
+  }
+  __syncthreads();
+  for (int d = tid; d < D; d += kCombineThreads) {
+    float o[kCombineQueries];
+#pragma unroll
+    for (int qi = 0; qi < kCombineQueries; ++qi) o[qi] = 0.0f;
+    const float* up = layer.value_up + hv.w + d;
+    for (int c = 0; c < rank; ++c) {
+      const float w = __ldg(up + static_cast<int64_t>(c) * hv.z);
+#pragma unroll
+      for (int qi = 0; qi < kCombineQueries; ++qi) o[qi] += lat[qi * rank + c] * w;
+    }
+#pragma unroll
+    for (int qi = 0; qi < kCombineQueries; ++qi) {
+      const int query = blockIdx.y * kCombineQueries + qi;
+      if (query < batch.n_queries) {
+        store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + d,
+                   o[qi]);
+      }
+    }
+  }
+}
+
+// Split mode, stage 2: decode_values_kernel<NHT>   grid (work item, 128-channel block of the value
+//   latents), 256 threads; NHT = n8 tiles of query heads (all heads of the model). Per 32-token
+//   tile: cp.async double-buffered staging of the block's value codes + scales and of the tile's
+//   probabilities [H][32] and running max written by the score kernel; fp16 latents at 16-byte
+//   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
+//   else is first decoded to a token-major fp16 tile Z[32][136] (a lane = a token, 8 channels per
+//   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
+//   cores, A fragments by ldmatrix.trans (warp w: channels 16w..16w+15, all heads).
+//   Writes vacc[item][c][h] (unnormalized, relative to the final running max).
+constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
+
+constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
+
+__host__ __device__ inline size_t values_stage_bytes(const LayerView& l, int heads_padded) {
+  return align16(static_cast<size_t>(T) * raw_stride(l)) +
+         align16(sizeof(__half) * heads_padded * kTileStride) +
+         align16(sizeof(float) * heads_padded);
+}
+
+__host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padded) {
+  return kValueStages * values_stage_bytes(l, heads_padded) +
+         (l.values_fp16 ? 0 : align16(sizeof(__half) * T * kZStride));
+}
+
+// Decodes value channels [c_first, c_first + 8) (layer channel indices) of token `lane` from its
+// staged row r (row byte b at b + shift, scales at their offset + scale_shift) into 8 halves.
+__device__ __forceinline__ uint4 decode_value_group(const LayerView& layer, const uint8_t* r,
+                                                    int shift, int scale_shift, int c_first,
+                                                    int c_end, bool valid) {
+  float v[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) v[k] = 0.0f;
+  const DevBlock blk = layer.blocks[layer.channel_block[c_first]];
+  const bool uniform = blk.bits < 16 && c_first + 8 <= c_end &&
+                       c_first + 8 <= blk.first_channel + blk.n_channels;
+  if (uniform) {  // (warp-uniform) 8 codes of one block: one 64-bit window of the bit stream
+    if (valid) {
+      const int sb = blk.storage_bits;
+      const int p0 = (blk.byte_offset + shift) * 8 + (c_first - blk.first_channel) * sb;
+      const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p0 >> 5);
+      const int sh = p0 & 31;
+      const uint32_t w0 = w[0], w1 = w[1];
+      const uint32_t w2 = sh + 8 * sb > 64 ? w[2] : 0u;
+      const uint64_t bitsw = (static_cast<uint64_t>(__funnelshift_r(w1, w2, sh)) << 32) |
+                             __funnelshift_r(w0, w1, sh);
+      const uint32_t mask = (1u << sb) - 1u;
+      const float mid = static_cast<float>(1 << (blk.bits - 1)) - 0.5f;
+      const float scale =
+          __half2float(*reinterpret_cast<const __half*>(r + blk.scale_offset + scale_shift));
+#pragma unroll
+      for (int k = 0; k < 8; ++k)
+        v[k] = (static_cast<float>(static_cast<uint32_t>(bitsw >> (k * sb)) & mask) - mid) * scale;
+    }
+  } else {  // per channel: block boundaries, the end of the range, 16/32-bit blocks
+    DevBlock b = blk;
+    int bend = b.first_channel + b.n_channels;
+    float mid = 0.0f, scale = 0.0f;
+    if (valid && b.bits < 16) {
+      mid = static_cast<float>(1 << (b.bits - 1)) - 0.5f;
+      scale = __half2float(*reinterpret_cast<const __half*>(r + b.scale_offset + scale_shift));
+    }
+    for (int k = 0; k < 8; ++k) {
+      const int c = c_first + k;
+      if (c >= c_end) break;
+      if (c >= bend) {  // (warp-uniform) the next block
+        b = layer.blocks[layer.channel_block[c]];
+        bend = b.first_channel + b.n_channels;
+        if (valid && b.bits < 16) {
+          mid = static_cast<float>(1 << (b.bits - 1)) - 0.5f;
+          scale = __half2float(*reinterpret_cast<const __half*>(r + b.scale_offset + scale_shift));
+        }
+      }
+      if (!valid) continue;
+      const int j = c - b.first_channel;
+      if (b.bits == 16) {
+        v[k] = __half2float(*reinterpret_cast<const __half*>(r + b.byte_offset + shift + 2 * j));
+      } else if (b.bits == 32) {
+        v[k] = *reinterpret_cast<const float*>(r + b.byte_offset + shift + 4 * j);
+      } else {
+        const int sb = b.storage_bits;
+        const int p = (b.byte_offset + shift) * 8 + j * sb;
+        const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p >> 5);
+        const uint32_t x = __funnelshift_r(w[0], (p & 31) + sb > 32 ? w[1] : 0u, p & 31);
+        v[k] = (static_cast<float>(x & ((1u << sb) - 1u)) - mid) * scale;
+      }
+    }
+  }
+  uint4 out;
+  out.x = __half_as_ushort(__float2half_rn(v[0])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[1]))) << 16);
+  out.y = __half_as_ushort(__float2half_rn(v[2])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[3]))) << 16);
+  out.z = __half_as_ushort(__float2half_rn(v[4])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[5]))) << 16);
+  out.w = __half_as_ushort(__float2half_rn(v[6])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[7]))) << 16);
+  return out;
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+
+template <int NHT>
+__global__ void __launch_bounds__(kThreads, 2)
+    decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
+  constexpr int S = kValueStages;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+  const int HP = NHT * 8, H = model.n_heads;
+  const WorkItem item = batch.items[blockIdx.x];
+  const int c0 = blockIdx.y * kValueBlockChannels;
+  const int ccount =
+      layer.value_width - c0 < kValueBlockChannels ? layer.value_width - c0 : kValueBlockChannels;
+  const int rstride = raw_stride(layer);
+  const bool direct = layer.values_fp16 != 0;
+  // Stage s: raw rows [T][rstride], probabilities [HP][kTileStride] halves, tile max [HP] f32.
+  const size_t raw_sz = align16(static_cast<size_t>(T) * rstride);
+  const size_t prob_sz = align16(sizeof(__half) * HP * kTileStride);
+  const size_t stage_sz = raw_sz + prob_sz + align16(sizeof(float) * HP);
+  __half* zt = reinterpret_cast<__half*>(smem + S * stage_sz);
+
+  // Zero everything once: staging slack, Z, probability rows and tile maxima past H.
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem);
+    const int words = static_cast<int>(values_smem(layer, HP) / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+  const int4 vb = layer.value_block_bytes[blockIdx.y];
+  const int4 pb = make_int4(0, 0, vb.x, vb.y);
+  const int64_t prob_base = static_cast<int64_t>(blockIdx.x) * batch.tiles_per_item;
+  // Staged row byte of value channel c0 (fp16 direct mode): 16-byte aligned by construction.
+  const int direct_off =
+      direct ? layer.raw_key_bytes + (layer.blocks[layer.channel_block[layer.key_width]].byte_offset +
+                                      2 * c0 - vb.x)
+             : 0;
+  const int shift = layer.raw_key_bytes - vb.x;
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int c_end = layer.key_width + layer.value_width;
+  __syncthreads();
+
+  // Tile k (if any) into stage k % S; always one commit group per call.
+  auto stage = [&](int k) {
+    const int t0 = item.start + k * T;
+    if (t0 < item.end) {
+      uint8_t* base = smem + (k % S) * stage_sz;
+      __half* pdst = reinterpret_cast<__half*>(base + raw_sz);
+      float* mdst = reinterpret_cast<float*>(base + raw_sz + prob_sz);
+      const __half* src = batch.probs + (prob_base + k) * H * T;
+      for (int i = tid; i < H * 4; i += kThreads)
+        cp_async_16(pdst + (i >> 2) * kTileStride + (i & 3) * 8, src + (i >> 2) * T + (i & 3) * 8);
+      const float* msrc = batch.tile_max + (prob_base + k) * H;
+      for (int h = tid; h < H; h += kThreads) {
+        const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(mdst + h));
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(msrc + h));
+      }
+      stage_tile(layer, pages, pt, t0, item.end, pb, base, false);
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int k = 0; k < S - 1; ++k) stage(k);
+
+  float acc[NHT][4];
+  float mprev[NHT][2];
+#pragma unroll
+  for (int n = 0; n < NHT; ++n) {
+    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    mprev[n][0] = mprev[n][1] = -INFINITY;
+  }
+
+  for (int t0 = item.start, k = 0; t0 < item.end; t0 += T, ++k) {
+    const int n_valid = item.end - t0 < T ? item.end - t0 : T;
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
+    __syncthreads();
+    // Stage (k - 1) % S was last read before this barrier: refill it with tile k + S - 1.
+    stage(k + S - 1);
+    const uint8_t* base = smem + (k % S) * stage_sz;
+    const uint8_t* rbuf = base;
+    const __half* pk = reinterpret_cast<const __half*>(base + raw_sz);
+    const float* tmax = reinterpret_cast<const float*>(base + raw_sz + prob_sz);
+    if (!direct) {
+      const uint8_t* r = rbuf + lane * rstride;
+      for (int u = warp; u < (ccount + 7) / 8; u += kWarps) {
+        const uint4 z8 = decode_value_group(layer, r, shift, scale_shift,
+                                            layer.key_width + c0 + 8 * u, c_end, lane < n_valid);
+        *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z8;
+      }
+      __syncthreads();
+    }
+    if (16 * warp < ccount) {
+      const int m = lane >> 3;
+      const uint8_t* abase =
+          direct ? rbuf + ((m >> 1) * 8 + (lane & 7)) * rstride + direct_off + 2 * (16 * warp + (m & 1) * 8)
+                 : reinterpret_cast<const uint8_t*>(zt + ((m >> 1) * 8 + (lane & 7)) * kZStride +
+                                                    16 * warp + (m & 1) * 8);
+      const int astep = direct ? 16 * rstride : 16 * kZStride * 2;
+#pragma unroll
+      for (int n = 0; n < NHT; ++n) {
+        const float m0 = tmax[8 * n + 2 * tq], m1 = tmax[8 * n + 2 * tq + 1];
+        const float al0 = __expf(mprev[n][0] - m0), al1 = __expf(mprev[n][1] - m1);
+        mprev[n][0] = m0;
+        mprev[n][1] = m1;
+        acc[n][0] *= al0;
+        acc[n][1] *= al1;
+        acc[n][2] *= al0;
+        acc[n][3] *= al1;
+      }
+#pragma unroll
+      for (int kstep = 0; kstep < T / 16; ++kstep) {
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, abase + kstep * astep);
+#pragma unroll
+        for (int n = 0; n < NHT; ++n) {
+          const __half* bp = pk + (8 * n + grp) * kTileStride + kstep * 16 + 2 * tq;
+          mma_16816(acc[n], a, ld_h2(bp), ld_h2(bp + 8));
+        }
+      }
+    }
+    // The next iteration's barrier orders these reads before stage k % S is refilled (and, when
+    // decoding, before Z is rewritten).
+  }
+  cp_async_wait_all();  // (only empty groups can be pending here)
+  if (16 * warp < ccount) {
+    float* dst = batch.vacc + (static_cast<int64_t>(blockIdx.x) * layer.value_width + c0) * HP;
+    const int row = warp * 16 + grp;
+#pragma unroll
+    for (int n = 0; n < NHT; ++n) {
+      if (row < ccount) {
+        *reinterpret_cast<float2*>(dst + row * HP + 8 * n + 2 * tq) =
+            make_float2(acc[n][0], acc[n][1]);
+      }
+      if (row + 8 < ccount) {
+        *reinterpret_cast<float2*>(dst + (row + 8) * HP + 8 * n + 2 * tq) =
+            make_float2(acc[n][2], acc[n][3]);
+      }
+    }
+  }
+}
+
+// Fold-the-query score kernel (split mode): fold_scores_kernel<NT>   grid (work item, head chunk
+//   of the fused view: up to 8 query heads), 256 threads. DESIGN §5's "fold the query": with the
+//   key dims permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
+//     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
+//   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
+//   AB[2i][r] = q0 u0 + q1 u1, AB[2i+1][r] = q1 u0 - q0 u1 (u0, u1 = Ut[2i][r], Ut[2i+1][r]; q
+//   pre-scaled), built once per CTA in shared memory. Per 64-token tile: cp.async double-buffered
+//   staging of the chunk's key codes (+ scales), the tile's CS table (fp16), then warp (m-tile of
+//   16 tokens, half of the heads): Z = CS . AB on tensor cores (ldmatrix fragments, CS held in
+//   registers across heads), scores = sum of Z times the latents (fp16 latents read straight from
+//   the staged rows; quantized ones decoded to an fp16 tile first), quad-reduced; then the online
+//   softmax (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly
+//   the split-mode interface that decode_values_kernel consumes.
+constexpr int kFoldTokens = 64;
+
+struct FoldSmem {
+  size_t ab, cs, sc, raw, lk, total;
+};
+
+__host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
+                                                bool decode) {
+  FoldSmem f{};
+  size_t o = 0;
+  f.ab = o;
+  o = align16(o + sizeof(__half) * kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8));
+  f.cs = o;
+  o = align16(o + sizeof(__half) * kFoldTokens * (head_dim + 8));
+  f.sc = o;
+  o = align16(o + sizeof(float) * kHeads * kFoldTokens);
+  f.raw = o;
+  o = align16(o + 2ull * kFoldTokens * static_cast<size_t>(rstride) + 64);  // + read slack
+  f.lk = o;
+  o = align16(o + (decode ? sizeof(__half) * kFoldTokens * static_cast<size_t>(ks) : 0));
+  f.total = o;
+  return f;
+}
+
+// Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + 64, end)).
+__device__ __forceinline__ void stage_fold(const LayerView& layer,
+                                           const int32_t* __restrict__ pages, int pt, int t0,
+                                           int end, int4 pb, uint8_t* raw) {
+  stage_rows(layer, pages, pt, t0, end - t0 < kFoldTokens ? end - t0 : kFoldTokens,
+             make_int4(pb.x, pb.y, 0, 0), raw);
+  cp_async_commit();
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kThreads, 2)
+    fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                       const void* __restrict__ q, int q_dtype) {
+  constexpr int D = NT * 8;
+  constexpr int DS = D + 8;  // halves per AB / CS row (16-byte pad: conflict-free ldmatrix)
+  constexpr int TT = kFoldTokens;
+  constexpr int KSTEPS = D / 16;
+  constexpr int P = D / 2;             // rotary pair slots
+  constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
+  constexpr int TPS = TT / SEGS;
+  static_assert(TPS <= kAttnTileTokens, "rope_step holds kAttnTileTokens offsets");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+
+  const WorkItem item = batch.items[blockIdx.x];
+  const int chunk = blockIdx.y;
+  const int qpk = model.q_per_kv;
+  const int gc = layer.kv_heads_per_chunk;
+  const int g0 = chunk * gc;
+  const int ngc = model.n_kv_heads - g0 < gc ? model.n_kv_heads - g0 : gc;
+  const int nh = ngc * qpk;
+  const int rp = model.rope_pairs;
+  const int ks = layer.key_tile_stride;
+  const int rkp_max = layer.max_key_rank_pad;
+  const int rstride = raw_stride(layer);
+  const bool decode = layer.keys_fp16 == 0;
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode);
+  __half* ab = reinterpret_cast<__half*>(smem + L.ab);
+  __half* cs = reinterpret_cast<__half*>(smem + L.cs);
+  float* sc = reinterpret_cast<float*>(smem + L.sc);
+  uint8_t* raw = smem + L.raw;
+  __half* lk = reinterpret_cast<__half*>(smem + L.lk);
+
+  // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection. Thread =
+  // (head, pair), looping over ranks; rows past the head's rank are zero, so Z is exactly zero
+  // there and the (finite) latents read past a head's rank contribute nothing.
+  for (int idx = tid; idx < nh * P; idx += kThreads) {
+    const int h = idx / P, i = idx - h * P;
+    const HeadKeyInfo hk = layer.head_keys[g0 + h / qpk];
+    const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+    const float q0 = load_elem(q, q_dtype, qe + model.perm[2 * i]) * model.scale;
+    const float q1 = load_elem(q, q_dtype, qe + model.perm[2 * i + 1]) * model.scale;
+    const __half* u0p = layer.key_ut + hk.w + (2 * i) * hk.z;
+    const __half* u1p = u0p + hk.z;
+    __half* dst = ab + h * rkp_max * DS + 2 * i;
+    for (int r = 0; r < rkp_max; ++r) {
+      float a = 0.0f, b = 0.0f;
+      if (r < hk.y) {
+        const float u0 = __half2float(u0p[r]), u1 = __half2float(u1p[r]);
+        a = q0 * u0 + q1 * u1;
+        b = q1 * u0 - q0 * u1;
+      }
+      *reinterpret_cast<__half2*>(dst + r * DS) = __floats2half2_rn(a, b);
+    }
+  }
+  // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
+    const int words = static_cast<int>((L.total - L.raw) / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
+  // angle is exact at the item's start and advances by a 64-token rotation per tile.
+  const int pi = tid % P, seg = tid / P;
+  float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f;
+  {
+    __half* dst = cs + seg * TPS * DS + 2 * pi;
+    if (pi < rp) {
+      const double two_pi = 6.283185307179586476925, inv_two_pi = 0.15915494309189533577;
+      const double f = static_cast<double>(model.inv_freq[pi]);
+      const double a0 = static_cast<double>(item.start + seg * TPS) * f;
+      const double a1 = static_cast<double>(TT) * f;
+      sincosf(static_cast<float>(a0 - rint(a0 * inv_two_pi) * two_pi), &bs, &bc);
+      sincosf(static_cast<float>(a1 - rint(a1 * inv_two_pi) * two_pi), &rs, &rc);
+    } else {
+      for (int k = 0; k < TPS; ++k)
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
+    }
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+  const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
+  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`
+  __syncthreads();
+  stage_fold(layer, pages, pt, item.start, item.end, pb, raw);
+
+  const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles 2mp, 2mp+1; heads hq, hq + 4
+  int buf = 0;
+  for (int t0 = item.start; t0 < item.end; t0 += TT, buf ^= 1) {
+    const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
+    const bool more = t0 + TT < item.end;
+    if (more) stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+    if (pi < rp) {
+      const float2* st = model.rope_step + pi;
+      __half* dst = cs + seg * TPS * DS + 2 * pi;
+#pragma unroll 4
+      for (int k = 0; k < TPS; ++k) {
+        const float2 e = st[k * rp];
+        *reinterpret_cast<__half2*>(dst + k * DS) =
+            __floats2half2_rn(bc * e.x - bs * e.y, bs * e.x + bc * e.y);
+      }
+      const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
+      bc = nc;
+      bs = ns;
+    }
+    if (more) {
+      cp_async_wait_one();
+    } else {
+      cp_async_wait_all();
+    }
+    __syncthreads();
+    const uint8_t* rbuf = raw + buf * TT * rstride;
+    if (decode) {
+      // Units (KV head with its own key group, 8-channel group, token half), round-robin over the
+      // warps; lane = token. 16-byte stores of 8 decoded halves into the head's columns.
+      const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+      int unit = 0, prev_col = -1;
+      for (int gl = 0; gl < ngc; ++gl) {
+        const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+        if (hk.x == prev_col) continue;  // a shared (joint) key group: decoded once
+        prev_col = hk.x;
+        const int kch = layer.key_channel[g0 + gl];
+        for (int u = 0; 8 * u < hk.y; ++u) {
+          for (int th = 0; th < 2; ++th, ++unit) {
+            if (unit % kWarps != warp) continue;
+            const int t = 32 * th + lane;
+            const uint4 z8 = decode_value_group(layer, rbuf + t * rstride, -pb.x, scale_shift,
+                                                kch + 8 * u, kch + hk.y, t < n_valid);
+            *reinterpret_cast<uint4*>(lk + t * ks + hk.x + 8 * u) = z8;
+          }
+        }
+      }
+      __syncthreads();
+    }
+
+    // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
+    uint32_t af[2][KSTEPS][4];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(af[m][kk],
+                    cs + ((2 * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+    for (int h = hq; h < nh; h += 4) {
+      const int g = g0 + h / qpk;
+      const HeadKeyInfo hk = layer.head_keys[g];
+      const int rkp = hk.z;
+      const uint8_t* src;
+      int sstride;
+      bool aligned;
+      if (decode) {
+        src = reinterpret_cast<const uint8_t*>(lk + hk.x);
+        sstride = 2 * ks;
+        aligned = true;
+      } else {
+        const int off = layer.key_row_offset[g] - pb.x;
+        src = rbuf + off;
+        sstride = rstride;
+        aligned = (off & 3) == 0;
+      }
+      const uint8_t* row0 = src + (2 * mp * 16 + grp) * sstride + 4 * tq;
+      const __half* abh = ab + h * rkp_max * DS;
+      float s[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};  // [m-tile][token grp, grp + 8]
+      for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
+        float acc[2][2][4];
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+          for (int n = 0; n < 2; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+        const __half* bbase =
+            abh + (rb0 + (lane >> 4) * 8 + (lane & 7)) * DS + ((lane >> 3) & 1) * 8;
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4(b, bbase + kk * 16);
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            mma_16816(acc[m][0], af[m][kk], b[0], b[1]);
+            mma_16816(acc[m][1], af[m][kk], b[2], b[3]);
+          }
+        }
+#pragma unroll
+        for (int m = 0; m < 2; ++m) {
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            // Ranks rb0 + 8n + 2tq, +1 of tokens grp and grp + 8 of m-tile 2mp + m.
+            const uint8_t* pl = row0 + m * 16 * sstride + 2 * (rb0 + 8 * n);
+            const uint8_t* ph = pl + 8 * sstride;
+            float2 x, y;
+            if (aligned) {
+              x = __half22float2(*reinterpret_cast<const __half2*>(pl));
+              y = __half22float2(*reinterpret_cast<const __half2*>(ph));
+            } else {
+              x = make_float2(__half2float(*reinterpret_cast<const __half*>(pl)),
+                              __half2float(*reinterpret_cast<const __half*>(pl + 2)));
+              y = make_float2(__half2float(*reinterpret_cast<const __half*>(ph)),
+                              __half2float(*reinterpret_cast<const __half*>(ph + 2)));
+            }
+            s[m][0] += acc[m][n][0] * x.x + acc[m][n][1] * x.y;
+            s[m][1] += acc[m][n][2] * y.x + acc[m][n][3] * y.y;
+          }
+        }
+      }
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          s[m][e] += __shfl_xor_sync(0xffffffffu, s[m][e], 1);
+          s[m][e] += __shfl_xor_sync(0xffffffffu, s[m][e], 2);
+        }
+        if (tq == 0) {
+          sc[h * TT + (2 * mp + m) * 16 + grp] = s[m][0];
+          sc[h * TT + (2 * mp + m) * 16 + grp + 8] = s[m][1];
+        }
+      }
+    }
+    __syncthreads();
+
+    // Online softmax: warp = head, lane = tokens lane and lane + 32.
+    if (warp < nh) {
+      const float s0 = lane < n_valid ? sc[warp * TT + lane] : -INFINITY;
+      const float s1 = lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
+      float tmax = fmaxf(s0, s1);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      const float new_max = fmaxf(run_max, tmax);
+      const float alpha = __expf(run_max - new_max);
+      const float p0 = lane < n_valid ? __expf(s0 - new_max) : 0.0f;
+      const float p1 = lane + 32 < n_valid ? __expf(s1 - new_max) : 0.0f;
+      float sum = p0 + p1;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      run_sum = run_sum * alpha + sum;
+      run_max = new_max;
+      const int64_t row0 =
+          (static_cast<int64_t>(blockIdx.x) * batch.tiles_per_item + (t0 - item.start) / T) *
+              model.n_heads +
+          g0 * qpk + warp;
+      batch.probs[row0 * T + lane] = __float2half_rn(p0);
+      if (lane == 0) batch.tile_max[row0] = new_max;
+      if (n_valid > T) {
+        const int64_t row1 = row0 + model.n_heads;
+        batch.probs[row1 * T + lane] = __float2half_rn(p1);
+        if (lane == 0) batch.tile_max[row1] = new_max;
+      }
+    }
+    // The next tile's first barrier orders these reads of sc before it is written again.
+  }
+  if (warp < nh && lane == 0) {
+    float* st = batch.stats + (static_cast<int64_t>(blockIdx.x) * model.n_heads + g0 * qpk + warp) * 2;
+    st[0] = run_max;
+    st[1] = run_sum;
+  }
+}
+
+// Split mode, stage 3: like combine_splits_kernel, reading the value kernel's accumulators.
+// grid (query head, block of 4 queries), 256 threads: the merged, normalized latents go to
+// shared memory; then warp w up-projects ranks [w*rank/8, (w+1)*rank/8) for all D outputs (lanes
+// over d: coalesced rows of the up matrix) and the 8 partial sums are added through shared memory.
+constexpr int kCombine2Threads = 256;
+constexpr int kCombine2Warps = kCombine2Threads / 32;
+
+__host__ __device__ inline size_t combine2_smem(const LayerView& l, int head_dim) {
+  return sizeof(float) * kCombineQueries *
+         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(kCombine2Warps) * head_dim);
+}
+
+__global__ void __launch_bounds__(kCombine2Threads)
+    combine_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                                void* __restrict__ out, int out_dtype) {
+  extern __shared__ __align__(16) float lat2[];  // [kCombineQueries][rank], then partial sums
+  const int h = blockIdx.x;
+  const int g = h / model.q_per_kv;
+  const HeadValueInfo hv = layer.head_values[g];
+  const int rank = hv.y;
+  const int v0 = hv.x - layer.key_width;
+  const int D = model.head_dim;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int HP = batch.heads_padded;
+  float* part = lat2 + kCombineQueries * layer.max_value_rank;  // [warps][queries][D]
+  for (int qi = 0; qi < kCombineQueries; ++qi) {
+    const int query = blockIdx.y * kCombineQueries + qi;
+    if (query >= batch.n_queries) break;
+    const int2 range = batch.query_items[query];
+    float m = -INFINITY;
+    for (int s = 0; s < range.y; ++s)
+      m = fmaxf(m, batch.stats[((range.x + s) * model.n_heads + h) * 2]);
+    float total = 0.0f;
+    for (int s = 0; s < range.y; ++s) {
+      const float* st = batch.stats + ((range.x + s) * model.n_heads + h) * 2;
+      total += __expf(st[0] - m) * st[1];
+    }
+    const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    for (int c = tid; c < rank; c += kCombine2Threads) {
+      float v = 0.0f;
+      for (int s = 0; s < range.y; ++s) {
+        const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
+        v += w *
+             batch.vacc[(static_cast<int64_t>(range.x + s) * layer.value_width + v0 + c) * HP + h];
+      }
+      lat2[qi * rank + c] = v * inv_total;
+    }
+  }
+  __syncthreads();
+  const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
+  const int c_lo = warp * per, c_hi = c_lo + per < rank ? c_lo + per : rank;
+  float o[kCombineQueries][4];
+#pragma unroll
+  for (int qi = 0; qi < kCombineQueries; ++qi)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) o[qi][j] = 0.0f;
+  const float* up = layer.value_up + hv.w;
+  for (int c = c_lo; c < c_hi; ++c) {
+    const float* row = up + static_cast<int64_t>(c) * hv.z;
+    float u[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) u[j] = lane + 32 * j < D ? __ldg(row + lane + 32 * j) : 0.0f;
+#pragma unroll
+    for (int qi = 0; qi < kCombineQueries; ++qi) {
+      const float l = lat2[qi * rank + c];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[qi][j] += l * u[j];
+    }
+  }
+#pragma unroll
+  for (int qi = 0; qi < kCombineQueries; ++qi)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (lane + 32 * j < D) part[(warp * kCombineQueries + qi) * D + lane + 32 * j] = o[qi][j];
+  __syncthreads();
+  for (int idx = tid; idx < kCombineQueries * D; idx += kCombine2Threads) {
+    const int qi = idx / D, d = idx - qi * D;
+    const int query = blockIdx.y * kCombineQueries + qi;
+    if (query >= batch.n_queries) continue;
+    float v = 0.0f;
+    for (int w = 0; w < kCombine2Warps; ++w) v += part[(w * kCombineQueries + qi) * D + d];
+    store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + d, v);
+  }
+}
+
+template <int NHT>
+cudaError_t launch_values_nht(const LayerView& layer, const ModelView& model,
+                              const AttendBatch& batch, cudaStream_t stream) {
+  const dim3 grid(
+      static_cast<unsigned>(batch.n_items),
+      static_cast<unsigned>((layer.value_width + kValueBlockChannels - 1) / kValueBlockChannels));
+  decode_values_kernel<NHT>
+      <<<grid, kThreads, values_smem(layer, NHT * 8), stream>>>(layer, model, batch);
+  return cudaGetLastError();
+}
+
+template <int NT, bool kFused, int HC = kHeads>
+cudaError_t launch_attention_nt(const LayerView& layer, const ModelView& model,
+                                const AttendBatch& batch, const void* q, int q_dtype,
+                                cudaStream_t stream) {
+  const size_t smem = kFused ? attention_smem_bytes(layer, model)
+                             : smem_layout(model.head_dim, model.rope_pairs, layer.key_tile_stride,
+                                           0, raw_stride(layer), HC)
+                                   .total;
+  const dim3 grid(static_cast<unsigned>(batch.n_items), static_cast<unsigned>(layer.n_chunks),
+                  static_cast<unsigned>(layer.max_value_parts));
+  decode_attention_kernel<NT, kFused, HC>
+      <<<grid, kThreads, smem, stream>>>(layer, model, batch, q, q_dtype);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t configure_attention_kernels(int bytes) {
+  const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
+  cudaError_t e = cudaFuncSetAttribute(decode_attention_kernel<4, true, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<8, true, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<16, true, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<4, false, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<8, false, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<16, false, kHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<4, false, kScoreHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<8, false, kScoreHeads>, a, bytes);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention_kernel<16, false, kScoreHeads>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<1>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<2>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<4>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<8>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(combine_splits_kernel, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(combine_split_values_kernel, a, bytes);
+  return e;
+}
+
+size_t attention_smem_bytes(const LayerView& layer, const ModelView& model) {
+  return smem_layout(model.head_dim, model.rope_pairs, layer.key_tile_stride, layer.value_rows,
+                     raw_stride(layer))
+      .total;
+}
+
+cudaError_t launch_decode_attention(const LayerView& layer, const ModelView& model,
+                                    const AttendBatch& batch, const void* q, int q_dtype,
+                                    cudaStream_t stream) {
+  if (batch.n_items <= 0) return cudaSuccess;
+  switch (model.head_dim) {
+    case 32:
+      return launch_attention_nt<4, true>(layer, model, batch, q, q_dtype, stream);
+    case 64:
+      return launch_attention_nt<8, true>(layer, model, batch, q, q_dtype, stream);
+    case 128:
+      return launch_attention_nt<16, true>(layer, model, batch, q, q_dtype, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
+                                  const AttendBatch& batch, void* out, int out_dtype,
+                                  cudaStream_t stream) {
+  const size_t smem = sizeof(float) * kCombineQueries * static_cast<size_t>(layer.max_value_rank);
+  const dim3 grid(static_cast<unsigned>(model.n_heads),
+                  static_cast<unsigned>((batch.n_queries + kCombineQueries - 1) / kCombineQueries));
+  combine_splits_kernel<<<grid, kCombineThreads, smem, stream>>>(layer, model, batch, out,
+                                                                 out_dtype);
+  return cudaGetLastError();
+}
+
+size_t split_scores_smem_bytes(const LayerView& scores_layer, const ModelView& model) {
+  const bool wide = scores_layer.kv_heads_per_chunk * model.q_per_kv > kHeads;
+  return smem_layout(model.head_dim, model.rope_pairs, scores_layer.key_tile_stride, 0,
+                     raw_stride(scores_layer), wide ? kScoreHeads : kHeads)
+      .total;
+}
+
+size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model) {
+  int hp = 8;
+  while (hp < model.n_heads) hp *= 2;
+  return hp > 64 ? 0 : values_smem(layer, hp);
+}
+
+namespace {
+// Split mode, stages 2 and 3: the value kernel (when there are work items) and the combine.
+cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& model,
+                                      const AttendBatch& batch, void* out, int out_dtype,
+                                      cudaStream_t stream) {
+  if (batch.n_items > 0) {
+    cudaError_t e = cudaSuccess;
+    switch (batch.heads_padded) {
+      case 8:
+        e = launch_values_nht<1>(layer, model, batch, stream);
+        break;
+      case 16:
+        e = launch_values_nht<2>(layer, model, batch, stream);
+        break;
+      case 32:
+        e = launch_values_nht<4>(layer, model, batch, stream);
+        break;
+      case 64:
+        e = launch_values_nht<8>(layer, model, batch, stream);
+        break;
+      default:
+        return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+  }
+  const size_t smem = combine2_smem(layer, model.head_dim);
+  const dim3 grid(static_cast<unsigned>(model.n_heads),
+                  static_cast<unsigned>((batch.n_queries + kCombineQueries - 1) / kCombineQueries));
+  combine_split_values_kernel<<<grid, kCombine2Threads, smem, stream>>>(layer, model, batch, out,
+                                                                        out_dtype);
+  return cudaGetLastError();
+}
+
+size_t fold_smem(const LayerView& l, const ModelView& model) {
+  return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
+                     l.keys_fp16 == 0)
+      .total;
+}
+
+template <int NT>
+cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const AttendBatch& batch,
+                           const void* q, int q_dtype, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(batch.n_items), static_cast<unsigned>(l.n_chunks));
+  fold_scores_kernel<NT><<<grid, kThreads, fold_smem(l, model), stream>>>(l, model, batch, q,
+                                                                          q_dtype);
+  return cudaGetLastError();
+}
+}  // namespace
+
+size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {
+  return fold_smem(fold_layer, model);
+}
+
+cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,
+                                        const ModelView& model, const AttendBatch& batch,
+                                        const void* q, int q_dtype, void* out, int out_dtype,
+                                        cudaStream_t stream) {
+  if (batch.n_items > 0) {
+    cudaError_t e = cudaSuccess;
+    switch (model.head_dim) {
+      case 32:
+        e = launch_fold_nt<4>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 64:
+        e = launch_fold_nt<8>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 128:
+        e = launch_fold_nt<16>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      default:
+        return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+  }
+  return launch_values_and_combine(layer, model, batch, out, out_dtype, stream);
+}
+
+cudaError_t launch_split_attention(const LayerView& scores_layer, const LayerView& layer,
+                                   const ModelView& model, const AttendBatch& batch, const void* q,
+                                   int q_dtype, void* out, int out_dtype, cudaStream_t stream) {
+  if (batch.n_items > 0) {
+    cudaError_t e = cudaSuccess;
+    const bool wide = scores_layer.kv_heads_per_chunk * model.q_per_kv > kHeads;
+    switch (model.head_dim * (wide ? -1 : 1)) {
+      case 32:
+        e = launch_attention_nt<4, false, kHeads>(scores_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 64:
+        e = launch_attention_nt<8, false, kHeads>(scores_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 128:
+        e = launch_attention_nt<16, false, kHeads>(scores_layer, model, batch, q, q_dtype, stream);
+        break;
+      case -32:
+        e = launch_attention_nt<4, false, kScoreHeads>(scores_layer, model, batch, q, q_dtype,
+                                                       stream);
+        break;
+      case -64:
+        e = launch_attention_nt<8, false, kScoreHeads>(scores_layer, model, batch, q, q_dtype,
+                                                       stream);
+        break;
+      case -128:
+        e = launch_attention_nt<16, false, kScoreHeads>(scores_layer, model, batch, q, q_dtype,
+                                                        stream);
+        break;
+      default:
+        return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+  }
+  return launch_values_and_combine(layer, model, batch, out, out_dtype, stream);
+}
+
+}  // namespace kernels
+}  // namespace starkv

@@ -1,0 +1,197 @@
+// The host-callable entry points of the CUDA kernels, and the plain structs that describe one
+// layer's device data to them. This header is included by both src/cuda (plain C++) and the .cu
+// files; it holds no device code and no handles (kernels know nothing of contexts or pools).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace starkv {
+namespace kernels {
+
+// Tokens per attention tile and value-latent channels per attention CTA (see decode_attention.cu).
+constexpr int kAttnTileTokens = 32;
+constexpr int kAttnValueChannels = 1024;
+constexpr int kAttnHeadsPerCta = 8;    // query heads per CTA: the n8 of the value MMA
+constexpr int kScoreHeadsPerCta = 32;  // query heads per CTA of the split mode's score kernel
+
+// One block of a row (row_layout.h BlockLayout, flattened for the device).
+struct DevBlock {
+  int32_t first_channel;
+  int32_t n_channels;
+  int32_t bits;
+  int32_t storage_bits;
+  int32_t byte_offset;
+  int32_t byte_count;
+  int32_t scale_offset;  // -1 for 16/32-bit blocks
+  int32_t pad;
+};
+
+// Per layer channel (host side, to find the bytes a CTA stages): x: block byte offset, y: index
+// within the block, z: bits | storage_bits << 8, w: scale byte offset (-1 for 16/32-bit).
+using ChannelDesc = int4;
+
+// Per KV head key info: x: latent channel offset of the head's key group, y: rank of the group,
+// z: rank padded to 16, w: element offset of the head's transposed up slice Ut[D][z] in `key_ut`.
+using HeadKeyInfo = int4;
+// Per KV head value info: x: latent channel offset of the head's value group (within the row),
+// y: rank, z: row stride of the group's up matrix (its in_dim), w: element offset in `value_up` of
+// the head's D-column slice (row r of the slice starts at w + r * z).
+using HeadValueInfo = int4;
+// Per head chunk: x: first key channel kc0, y: key channels the tile holds (max over heads of
+// local offset + padded rank), z: first value channel vc0, w: value channels of the chunk.
+using ChunkInfo = int4;
+
+// A projection group for append: latent[lat_off + r] = sum_i x[in_offset + i] * down[i, r].
+struct DevGroup {
+  int32_t in_offset;
+  int32_t in_dim;
+  int32_t rank;
+  int32_t lat_off;
+  int64_t down_off;  // element offset into `down`
+  int32_t is_value;
+  int32_t pad;
+};
+
+// Everything the kernels read about one layer (device pointers into the storage's buffers).
+struct LayerView {
+  int32_t row_bytes;
+  int32_t latent_width;
+  int32_t n_blocks;
+  int32_t n_groups;
+  int32_t n_chunks;
+  int32_t kv_heads_per_chunk;  // gc
+  int32_t key_tile_stride;     // halves per token row of the key tile (multiple of 16, + 8)
+  int32_t max_value_parts;     // max over chunks of ceil(value channels / kAttnValueChannels)
+  int32_t max_key_rank_pad;
+  int32_t value_rows;  // LvT rows allocated: min(kAttnValueChannels, chunk channels, 16-aligned)
+  int32_t max_value_rank;  // largest value group rank (combine kernel's shared memory)
+  int32_t key_width;       // key latent channels (value channels follow them in a row)
+  int32_t value_width;     // value latent channels
+  // Split mode's value kernel: 128-channel blocks of the value latents and the row bytes each
+  // stages (x, y: 16-aligned begin/end; z, w unused); raw_value_block_bytes is the largest.
+  const int4* value_block_bytes;
+  int32_t raw_value_block_bytes;
+  const DevBlock* blocks;
+  const int32_t* key_columns;    // per key channel: its column in the attention key tile
+  const int32_t* channel_block;  // per channel: index of its block in `blocks`
+  // Raw row bytes staged per token by the attention kernel: the chunk's key codes, the value
+  // part's codes and the scale region, each 16-byte aligned. part_bytes[chunk * max_value_parts
+  // + part] = {key begin, key end, value begin, value end} (row byte offsets); the scale region is
+  // [scale_base, row_bytes). raw_* are the largest sizes over all (chunk, part).
+  const int4* part_bytes;
+  int32_t raw_key_bytes, raw_value_bytes, raw_scale_bytes, scale_base;
+  const HeadKeyInfo* head_keys;
+  const HeadValueInfo* head_values;
+  const ChunkInfo* chunks;
+  const int32_t* chunk_slot_base;  // first accumulator slot of each chunk (slots per item)
+  int32_t slots_per_item;
+  const __half* key_ut;
+  const float* value_up;
+  // Fold-the-query score kernel: per KV head, the row byte offset of its first key latent when the
+  // keys are stored as fp16 (read straight from the staged rows), else -1; keys_fp16 is 1 when
+  // every key block of the layer is fp16.
+  const int32_t* key_row_offset;
+  const int32_t* key_channel;  // per KV head: first latent channel of its key group
+  int32_t keys_fp16;
+  // Split mode's value kernel: 1 when every value block is fp16 and the first value latent starts
+  // 16-byte aligned in the row (the kernel then feeds the staged rows to ldmatrix directly).
+  int32_t values_fp16;
+  const DevGroup* groups;
+  const float* down;
+  const int2* proj_tiles;  // projection work: (group, first channel of a 32-channel tile)
+  int32_t n_proj_tiles;
+  uint8_t* rows;  // [n_pages][page_tokens][row_bytes]
+};
+
+// Model-wide attention constants.
+struct ModelView {
+  int32_t n_heads, n_kv_heads, head_dim, q_per_kv;
+  int32_t rope_pairs;       // rotary pairs (rotary_dim / 2), 0 for no RoPE
+  float scale;              // softmax scale
+  const float* inv_freq;    // [rope_pairs]
+  const float2* rope_step;  // [kAttnTileTokens][rope_pairs]: cos, sin of k * inv_freq[i]
+  const int32_t* perm;      // [head_dim]: column j of the permuted key space is dim perm[j]
+  int32_t page_tokens;
+};
+
+// A split-K work item: query, token range [start, end).
+struct WorkItem {
+  int32_t query;
+  int32_t start;
+  int32_t end;
+  int32_t pad;
+};
+
+struct AttendBatch {
+  int32_t n_queries;
+  int32_t n_items;
+  const WorkItem* items;
+  const int32_t* page_offsets;  // [n_queries]: first entry of the query's page table in `pages`
+  const int32_t* pages;
+  const int2* query_items;  // [n_queries]: first item, item count
+  float* acc;               // [n_items][slots_per_item][kAttnValueChannels][8]
+  float* stats;             // [n_items][n_heads][2]: running max, running sum
+  // Split mode (score kernel, then value kernel): per item and 32-token tile, each head's fp16
+  // probabilities [tiles_per_item][n_heads][32] and running max [tiles_per_item][n_heads]; value
+  // accumulators [n_items][value_width][heads_padded] f32.
+  int32_t tiles_per_item;
+  int32_t heads_padded;  // n_heads rounded up to 8 * a power of two (the value kernel's n8 tiles)
+  __half* probs;
+  float* tile_max;
+  float* vacc;
+};
+
+// Raises every kernel's dynamic shared-memory limit to `bytes` (the device's opt-in maximum).
+// Called once per context, so that launches (and graph captures) set no attributes.
+cudaError_t configure_kernels(int bytes);
+
+// Dynamic shared memory the attention kernel needs for this layer.
+size_t attention_smem_bytes(const LayerView& layer, const ModelView& model);
+
+// Stage 1 (split-K partial attention over the compressed rows) and stage 2 (combine splits and
+// up-project values). Return the launch error, if any.
+cudaError_t launch_decode_attention(const LayerView& layer, const ModelView& model,
+                                    const AttendBatch& batch, const void* q, int q_dtype,
+                                    cudaStream_t stream);
+// Split mode, for layers with several head chunks (each would decode the value latents again):
+// the score kernel writes probabilities, the value kernel decodes each value channel once and
+// accumulates P * values for all heads, the combine merges splits and up-projects.
+cudaError_t launch_split_attention(const LayerView& scores_layer, const LayerView& layer,
+                                   const ModelView& model, const AttendBatch& batch, const void* q,
+                                   int q_dtype, void* out, int out_dtype, cudaStream_t stream);
+// The score kernel's and the value kernel's shared memory for a layer (0: mode not possible).
+size_t split_scores_smem_bytes(const LayerView& scores_layer, const ModelView& model);
+size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model);
+// Fold-the-query score kernel (see decode_attention.cu): shared memory for a layer's fold view
+// (the fused view's chunks of up to 8 query heads, staging key codes and scales only).
+size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model);
+// Split mode with the fold score kernel: scores per 8-head chunk, then the value kernel and the
+// combine as in launch_split_attention.
+cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,
+                                        const ModelView& model, const AttendBatch& batch,
+                                        const void* q, int q_dtype, void* out, int out_dtype,
+                                        cudaStream_t stream);
+constexpr int kValueBlockChannels = 128;
+
+cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
+                                  const AttendBatch& batch, void* out, int out_dtype,
+                                  cudaStream_t stream);
+
+// Projects n tokens' keys and values ([n, G*D] each, f32) onto f32 latents [n, latent_width]
+// (used for decode-sized batches; prefill uses cuBLAS).
+cudaError_t launch_project_latents(const LayerView& layer, int32_t kv_width, int32_t n,
+                                   const void* keys, const void* values, int dtype, float* latents,
+                                   cudaStream_t stream);
+// Converts [n] elements of dtype to f32.
+cudaError_t launch_to_float(const void* src, int dtype, int64_t n, float* dst, cudaStream_t stream);
+// Encodes n latent rows ([n, latent_width] in dtype) into their target rows.
+// targets: [n] (page, slot) pairs.
+cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int32_t n,
+                               const void* latents, int dtype, const int2* targets,
+                               cudaStream_t stream);
+
+}  // namespace kernels
+}  // namespace starkv

@@ -1,0 +1,402 @@
+// The CUDA backend: pool rows in device memory (one cudaMalloc per layer), append through a
+// projection kernel (or cuBLAS for large batches) and the encode kernel, attention through the
+// split-K decode kernel and its combine kernel. Work goes to the context's stream; nothing here
+// synchronizes the device except read_rows (the caller needs the bytes) and synchronize().
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/error.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_layer.h"
+#include "kernels/kernel_api.h"
+
+namespace starkv {
+namespace {
+
+// Batches up to this many tokens are projected by the projection kernel (one launch for all
+// groups); larger ones (prefill) by cuBLAS SGEMM per group. Both equal the CPU's latents up to
+// fp32 rounding (summation order).
+constexpr int32_t kSmallAppend = 64;
+
+class CudaPoolStorage : public PoolStorage {
+ public:
+  CudaPoolStorage(const Profile& profile, int64_t pages, int32_t tokens, cudaStream_t stream)
+      : model(profile, tokens, stream) {
+    n_pages = pages;
+    page_tokens = tokens;
+    for (int32_t l = 0; l < profile.shape.n_layers; ++l) {
+      layers.push_back(std::make_unique<DeviceLayer>(profile, l, model, pages, tokens, stream));
+    }
+  }
+  DeviceModel model;
+  std::vector<std::unique_ptr<DeviceLayer>> layers;
+
+  uint8_t* row(int32_t layer, int32_t page, int32_t slot) const {
+    const DeviceLayer& d = *layers[static_cast<size_t>(layer)];
+    return d.view.rows + (static_cast<int64_t>(page) * page_tokens + slot) *
+                             static_cast<int64_t>(d.view.row_bytes);
+  }
+};
+
+// A planned batch: device page tables, the split-K work list and the partial-result workspace,
+// all allocated here so that attend() allocates nothing.
+class CudaPlan : public BackendPlan {
+ public:
+  std::vector<int32_t> kv_lengths;  // what the plan was made for
+  std::vector<int32_t> seq_ids;
+  DeviceBuffer items, page_offsets, pages, query_items, acc, stats, probs, tile_max, vacc;
+  kernels::AttendBatch batch{};
+};
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(int32_t device, void* stream)
+      : device_(device), stream_(static_cast<cudaStream_t>(stream)) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      throw Error(STARKV_ERR_BACKEND_UNAVAILABLE, "no CUDA device is available");
+    }
+    require(device < count, STARKV_ERR_INVALID_ARGUMENT,
+            "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) +
+                " present)");
+    cuda_check(cudaSetDevice(device_), "cudaSetDevice");
+    cuda_check(cudaDeviceGetAttribute(&n_sms_, cudaDevAttrMultiProcessorCount, device_),
+               "cudaDeviceGetAttribute");
+    cuda_check(cudaDeviceGetAttribute(&max_smem_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_),
+               "cudaDeviceGetAttribute");
+    cuda_check(kernels::configure_kernels(max_smem_), "configure_kernels");
+  }
+  ~CudaBackend() override {
+    if (cublas_ != nullptr) cublasDestroy(cublas_);
+  }
+
+  starkv_backend kind() const override { return STARKV_BACKEND_CUDA; }
+
+  std::unique_ptr<PoolStorage> create_pool_storage(const Profile& profile, int64_t n_pages,
+                                                   int32_t page_tokens) override {
+    select();
+    auto storage = std::make_unique<CudaPoolStorage>(profile, n_pages, page_tokens, stream_);
+    for (auto& layer : storage->layers) {
+      const size_t scores =
+          kernels::split_scores_smem_bytes(layer->scores_view, storage->model.view);
+      const size_t values =
+          kernels::split_values_smem_bytes(layer->values_view, storage->model.view);
+      layer->use_split = storage->model.n_chunks > 1 && values > 0 &&
+                         scores <= static_cast<size_t>(max_smem_) &&
+                         values <= static_cast<size_t>(max_smem_);
+      const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
+      layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&
+                        std::getenv("STARKV_NO_FOLD") == nullptr;
+      const size_t smem = kernels::attention_smem_bytes(layer->view, storage->model.view);
+      require(smem <= static_cast<size_t>(max_smem_), STARKV_ERR_UNSUPPORTED,
+              "a layer's attention tile needs " + std::to_string(smem) +
+                  " bytes of shared memory, more than the device's " + std::to_string(max_smem_));
+    }
+    return storage;
+  }
+
+  void copy_page(const Profile& profile, PoolStorage& storage, int32_t src, int32_t dst) override {
+    select();
+    auto& s = static_cast<CudaPoolStorage&>(storage);
+    for (int32_t l = 0; l < profile.shape.n_layers; ++l) {
+      const size_t bytes = static_cast<size_t>(s.page_tokens) *
+                           static_cast<size_t>(s.layers[static_cast<size_t>(l)]->view.row_bytes);
+      cuda_check(cudaMemcpyAsync(s.row(l, dst, 0), s.row(l, src, 0), bytes,
+                                 cudaMemcpyDeviceToDevice, stream_),
+                 "cudaMemcpyAsync (copy_page)");
+    }
+  }
+
+  void append(const Profile& profile, PoolStorage& storage, int32_t layer,
+              const std::vector<AppendTarget>& targets, const void* keys, const void* values,
+              starkv_dtype dtype) override {
+    select();
+    auto& s = static_cast<CudaPoolStorage&>(storage);
+    const DeviceLayer& d = *s.layers[static_cast<size_t>(layer)];
+    const int32_t n = static_cast<int32_t>(targets.size());
+    if (n == 0) return;
+    const int32_t kv_width = profile.shape.kv_width();
+    const size_t in_elems = static_cast<size_t>(n) * static_cast<size_t>(kv_width);
+    const size_t lat_elems = static_cast<size_t>(n) * static_cast<size_t>(d.view.latent_width);
+    scratch_.reserve((2 * in_elems + lat_elems) * sizeof(float));
+    float* k32 = scratch_.get<float>();
+    float* v32 = k32 + in_elems;
+    float* lat = v32 + in_elems;
+    cuda_check(kernels::launch_to_float(keys, dtype, static_cast<int64_t>(in_elems), k32, stream_),
+               "to_float (keys)");
+    cuda_check(
+        kernels::launch_to_float(values, dtype, static_cast<int64_t>(in_elems), v32, stream_),
+        "to_float (values)");
+    if (n <= kSmallAppend) {
+      cuda_check(kernels::launch_project_latents(d.view, kv_width, n, k32, v32, STARKV_DTYPE_F32,
+                                                 lat, stream_),
+                 "project_latents");
+    } else {
+      project_with_cublas(d, kv_width, n, k32, v32, lat);
+    }
+    encode(s, d, targets, lat, STARKV_DTYPE_F32);
+  }
+
+  void append_latents(const Profile&, PoolStorage& storage, int32_t layer,
+                      const std::vector<AppendTarget>& targets, const void* latents,
+                      starkv_dtype dtype) override {
+    select();
+    auto& s = static_cast<CudaPoolStorage&>(storage);
+    encode(s, *s.layers[static_cast<size_t>(layer)], targets, latents, dtype);
+  }
+
+  void read_rows(const Profile&, const PoolStorage& storage, int32_t layer, int32_t page,
+                 int32_t slot, int32_t n, uint8_t* host_dst) override {
+    select();
+    const auto& s = static_cast<const CudaPoolStorage&>(storage);
+    const size_t bytes = static_cast<size_t>(n) *
+                         static_cast<size_t>(s.layers[static_cast<size_t>(layer)]->view.row_bytes);
+    cuda_check(
+        cudaMemcpyAsync(host_dst, s.row(layer, page, slot), bytes, cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpyAsync (read_rows)");
+    cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (read_rows)");
+  }
+
+  void write_rows(const Profile&, PoolStorage& storage, int32_t layer, int32_t page, int32_t slot,
+                  int32_t n, const uint8_t* host_src) override {
+    select();
+    auto& s = static_cast<CudaPoolStorage&>(storage);
+    const size_t bytes = static_cast<size_t>(n) *
+                         static_cast<size_t>(s.layers[static_cast<size_t>(layer)]->view.row_bytes);
+    // From pageable memory the call returns once the bytes are staged, so host_src may go away.
+    cuda_check(
+        cudaMemcpyAsync(s.row(layer, page, slot), host_src, bytes, cudaMemcpyHostToDevice, stream_),
+        "cudaMemcpyAsync (write_rows)");
+  }
+
+  std::unique_ptr<BackendPlan> plan(const Profile& profile, const PoolStorage& storage,
+                                    const std::vector<AttendQuery>& queries) override;
+
+  void attend(const Profile& profile, const PoolStorage& storage, int32_t layer,
+              const std::vector<AttendQuery>& queries, BackendPlan* plan, const void* q,
+              starkv_dtype q_dtype, void* out, starkv_dtype out_dtype) override;
+
+  void synchronize() override {
+    select();
+    cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void set_stream(void* stream) override { stream_ = static_cast<cudaStream_t>(stream); }
+
+ private:
+  void select() const { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
+
+  void encode(const CudaPoolStorage& s, const DeviceLayer& d,
+              const std::vector<AppendTarget>& targets, const void* latents, starkv_dtype dtype) {
+    const int32_t n = static_cast<int32_t>(targets.size());
+    if (n == 0) return;
+    std::vector<int2> host(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) host[i] = int2{targets[i].page, targets[i].slot};
+    target_buf_.reserve(host.size() * sizeof(int2));
+    // Targets are tiny; a synchronous copy keeps `host` valid without pinning.
+    cuda_check(cudaMemcpyAsync(target_buf_.get(), host.data(), host.size() * sizeof(int2),
+                               cudaMemcpyHostToDevice, stream_),
+               "cudaMemcpyAsync (targets)");
+    cuda_check(kernels::launch_encode_rows(d.view, s.page_tokens, n, latents, dtype,
+                                           target_buf_.get<int2>(), stream_),
+               "encode_rows");
+    // The next append reuses target_buf_; a pageable copy above already ordered on the stream.
+  }
+
+  void project_with_cublas(const DeviceLayer& d, int32_t kv_width, int32_t n, const float* k32,
+                           const float* v32, float* lat) {
+    if (cublas_ == nullptr) {
+      cublas_check(cublasCreate(&cublas_), "cublasCreate");
+    }
+    cublas_check(cublasSetStream(cublas_, stream_), "cublasSetStream");
+    const float one = 1.0f, zero = 0.0f;
+    for (const kernels::DevGroup& g : d.host_groups) {
+      if (g.rank == 0) continue;
+      // Row-major lat[n x W] (cols lat_off..) = X[n x in] * down[in x rank]; in column-major terms
+      // lat^T = down^T * X^T with down^T [rank x in] (ld rank) and X^T [in x n] (ld kv_width).
+      const float* x = (g.is_value ? v32 : k32) + g.in_offset;
+      cublas_check(cublasSgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, g.rank, n, g.in_dim, &one,
+                               d.view.down + g.down_off, g.rank, x, kv_width, &zero,
+                               lat + g.lat_off, d.view.latent_width),
+                   "cublasSgemm (projection)");
+    }
+  }
+
+  int32_t device_;
+  cudaStream_t stream_;
+  int n_sms_ = 0;
+  int max_smem_ = 0;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer scratch_, target_buf_;
+};
+
+std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const PoolStorage& storage,
+                                               const std::vector<AttendQuery>& queries) {
+  select();
+  const auto& s = static_cast<const CudaPoolStorage&>(storage);
+  auto p = std::make_unique<CudaPlan>();
+  const int32_t nq = static_cast<int32_t>(queries.size());
+  const int32_t pt = s.page_tokens;
+
+  // Split-K: about four CTAs per SM over the batch, splits a multiple of the 32-token tile.
+  int64_t total_tokens = 0;
+  for (const AttendQuery& q : queries) total_tokens += q.kv_length;
+  bool any_fold = false;
+  for (const auto& layer : s.layers) any_fold = any_fold || layer->use_fold;
+  const int64_t target_ctas = (any_fold ? 8LL : 4LL) * std::max(1, n_sms_);
+  // Work items are shared by all layers: size them for the score pass with the most chunks (the
+  // fold kernel and the fused kernel use the 8-head chunks, the old score kernel wider ones).
+  int64_t chunks = 1;
+  for (const auto& layer : s.layers) {
+    chunks = std::max<int64_t>(chunks, layer->use_split && !layer->use_fold
+                                           ? s.model.n_score_chunks
+                                           : s.model.n_chunks);
+  }
+  int64_t split = (total_tokens * chunks + target_ctas - 1) / target_ctas;
+  split = std::max<int64_t>(split, 64);
+  // Even items: the longest query in k equal pieces, each a multiple of 64 tokens (the fold score
+  // kernel's tile; also a multiple of the 32-token tile of the other kernels).
+  int64_t longest = 1;
+  for (const AttendQuery& q : queries) longest = std::max<int64_t>(longest, q.kv_length);
+  const int64_t pieces = (longest + split - 1) / split;
+  split = (longest + pieces - 1) / pieces;
+  split = (split + 63) / 64 * 64;
+
+  std::vector<kernels::WorkItem> items;
+  std::vector<int2> query_items(static_cast<size_t>(nq));
+  std::vector<int32_t> offsets(static_cast<size_t>(nq));
+  std::vector<int32_t> pages;
+  for (int32_t i = 0; i < nq; ++i) {
+    const AttendQuery& q = queries[static_cast<size_t>(i)];
+    offsets[static_cast<size_t>(i)] = static_cast<int32_t>(pages.size());
+    const int32_t needed = (q.kv_length + pt - 1) / pt;
+    pages.insert(pages.end(), q.pages, q.pages + std::min(needed, q.n_pages));
+    const int32_t first = static_cast<int32_t>(items.size());
+    for (int64_t start = 0; start < q.kv_length; start += split) {
+      items.push_back(kernels::WorkItem{
+          i, static_cast<int32_t>(start),
+          static_cast<int32_t>(std::min<int64_t>(q.kv_length, start + split)), 0});
+    }
+    query_items[static_cast<size_t>(i)] = int2{first, static_cast<int32_t>(items.size()) - first};
+    p->kv_lengths.push_back(q.kv_length);
+    p->seq_ids.push_back(q.seq_id);
+  }
+  if (pages.empty()) pages.push_back(0);
+
+  const size_t n_items_real = items.size();
+  int32_t slots = 1;
+  for (const auto& layer : s.layers) slots = std::max(slots, layer->view.slots_per_item);
+  const size_t n_items = std::max<size_t>(1, items.size());
+  if (items.empty()) items.resize(1);
+  p->items = upload(items, stream_);
+  p->page_offsets = upload(offsets, stream_);
+  p->pages = upload(pages, stream_);
+  p->query_items = upload(query_items, stream_);
+  p->acc.reset(n_items * static_cast<size_t>(slots) * kernels::kAttnValueChannels *
+               kernels::kAttnHeadsPerCta * sizeof(float));
+  p->stats.reset(n_items * static_cast<size_t>(profile.shape.n_heads) * 2 * sizeof(float));
+
+  // Split-mode buffers, when a layer uses it.
+  bool split_mode = false;
+  int32_t value_width = 1;
+  for (const auto& layer : s.layers) {
+    split_mode = split_mode || layer->use_split;
+    value_width = std::max(value_width, layer->view.value_width);
+  }
+  const int32_t H = profile.shape.n_heads;
+  int32_t heads_padded = 8;
+  while (heads_padded < H) heads_padded *= 2;
+  const int32_t tiles =
+      static_cast<int32_t>((split + kernels::kAttnTileTokens - 1) / kernels::kAttnTileTokens);
+  if (split_mode) {
+    p->probs.reset(n_items * static_cast<size_t>(tiles) * static_cast<size_t>(H) *
+                   kernels::kAttnTileTokens * sizeof(__half));
+    p->tile_max.reset(n_items * static_cast<size_t>(tiles) * static_cast<size_t>(H) *
+                      sizeof(float));
+    p->vacc.reset(n_items * static_cast<size_t>(value_width) * static_cast<size_t>(heads_padded) *
+                  sizeof(float));
+  }
+
+  kernels::AttendBatch& b = p->batch;
+  b.tiles_per_item = tiles;
+  b.heads_padded = heads_padded;
+  b.probs = p->probs.get<__half>();
+  b.tile_max = p->tile_max.get<float>();
+  b.vacc = p->vacc.get<float>();
+  b.n_queries = nq;
+  b.n_items = static_cast<int32_t>(n_items_real);
+  b.items = p->items.get<kernels::WorkItem>();
+  b.page_offsets = p->page_offsets.get<int32_t>();
+  b.pages = p->pages.get<int32_t>();
+  b.query_items = p->query_items.get<int2>();
+  b.acc = p->acc.get<float>();
+  b.stats = p->stats.get<float>();
+  return p;
+}
+
+void CudaBackend::attend(const Profile& profile, const PoolStorage& storage, int32_t layer,
+                         const std::vector<AttendQuery>& queries, BackendPlan* plan, const void* q,
+                         starkv_dtype q_dtype, void* out, starkv_dtype out_dtype) {
+  select();
+  const auto& s = static_cast<const CudaPoolStorage&>(storage);
+  auto* p = dynamic_cast<CudaPlan*>(plan);
+  std::unique_ptr<BackendPlan> own;
+  bool matches = p != nullptr && p->kv_lengths.size() == queries.size();
+  for (size_t i = 0; matches && i < queries.size(); ++i) {
+    matches = p->kv_lengths[i] == queries[i].kv_length && p->seq_ids[i] == queries[i].seq_id;
+  }
+  if (!matches) {  // no plan, or one made for another batch: plan now (allocates; not capturable)
+    own = this->plan(profile, storage, queries);
+    p = static_cast<CudaPlan*>(own.get());
+  }
+  const DeviceLayer& d = *s.layers[static_cast<size_t>(layer)];
+  if (d.use_fold) {
+    cuda_check(kernels::launch_fold_split_attention(d.fold_view, d.values_view, s.model.view,
+                                                    p->batch, q, q_dtype, out, out_dtype, stream_),
+               "fold_split_attention");
+    if (own) cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (temporary plan)");
+    return;
+  }
+  if (d.use_split) {
+    cuda_check(kernels::launch_split_attention(d.scores_view, d.values_view, s.model.view, p->batch,
+                                               q, q_dtype, out, out_dtype, stream_),
+               "split_attention");
+    if (own) cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (temporary plan)");
+    return;
+  }
+  cuda_check(kernels::launch_decode_attention(d.view, s.model.view, p->batch, q, q_dtype, stream_),
+             "decode_attention");
+  cuda_check(
+      kernels::launch_combine_splits(d.view, s.model.view, p->batch, out, out_dtype, stream_),
+      "combine_splits");
+  if (own) {
+    // The temporary plan's buffers must outlive the kernels that read them.
+    cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (temporary plan)");
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int32_t device, void* stream) {
+  return std::make_unique<CudaBackend>(device, stream);
+}
+
+bool cuda_backend_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return false;
+  }
+  return count > 0;
+}
+
+}  // namespace starkv

@@ -1,0 +1,53 @@
+// One layer of a profile as the CUDA kernels read it: row layout flattened to block and channel
+// descriptors, the key up-projections transposed to fp16 per KV head (key dims permuted so that
+// RoPE pairs are adjacent, ranks zero-padded to 16), the value up-projections and every down
+// projection in f32, and the head-chunk schedule of the attention kernel. Built once per pool
+// (a pool's profile is immutable) and uploaded with the pool's storage.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/profile.h"
+#include "cuda/device_buffer.h"
+#include "kernels/kernel_api.h"
+
+namespace starkv {
+
+// Model-wide constants shared by all layers.
+struct DeviceModel {
+  kernels::ModelView view{};
+  int32_t n_chunks = 0;  // head chunks per layer
+  int32_t kv_heads_per_chunk = 0;
+  int32_t n_score_chunks = 0;  // split mode's score kernel: chunks of up to 32 query heads
+  int32_t score_kv_heads_per_chunk = 0;
+  DeviceBuffer inv_freq, rope_step, perm;
+
+  DeviceModel(const Profile& profile, int32_t page_tokens, cudaStream_t stream);
+  // Column j of the permuted key space holds head dim perm[j] (neox pairs made adjacent).
+  static std::vector<int32_t> key_permutation(const Profile& profile);
+};
+
+struct DeviceLayer {
+  kernels::LayerView view{};         // the fused kernel's view
+  kernels::LayerView scores_view{};  // split mode: the score kernel's view (keys only)
+  kernels::LayerView values_view{};  // split mode: the value kernel's view
+  kernels::LayerView fold_view{};    // split mode: the fold-the-query score kernel's view
+  DeviceBuffer rows;                 // [n_pages][page_tokens][row_bytes]
+  DeviceBuffer blocks, channel_block, key_columns, head_keys, head_values, chunks, chunk_slot_base;
+  DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_tiles, score_part_bytes,
+      value_block_bytes, score_chunk_info, score_key_columns, score_head_keys, key_row_offset,
+      key_channel;
+  // Split mode (score kernel + value kernel): chosen by the backend for layers with several head
+  // chunks, where the fused kernel would decode the value latents once per chunk.
+  bool use_split = false;
+  // Split mode's score pass through the fold-the-query kernel (when its shared memory fits).
+  bool use_fold = false;
+  // Host copies used by the prefill path (cuBLAS per group).
+  std::vector<kernels::DevGroup> host_groups;
+
+  DeviceLayer(const Profile& profile, int32_t layer, const DeviceModel& model, int64_t n_pages,
+              int32_t page_tokens, cudaStream_t stream);
+};
+
+}  // namespace starkv

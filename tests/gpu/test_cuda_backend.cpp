@@ -1,0 +1,813 @@
+// The CUDA backend against the CPU backend (the oracle), through the public API: the same profile,
+// the same appended data, the same queries, on a CPU context and a CUDA context side by side.
+//
+// Tolerances and where they come from:
+//   - 16-bit latents: the GPU reconstructs keys on tensor cores from fp16 latents times fp16
+//     up-projections (each rounded once, relative 2^-11) and weights values by fp16
+//     probabilities; everything else is fp32. Relative error of the outputs <= 1e-3.
+//   - quantized rows: the encoder runs the CPU's formula with correctly rounded division, so rows
+//     written from identical latents must be BIT-EXACT (compared through exported snapshots).
+//     Attention over identical rows then differs only by the fp16 rounding of decoded latents
+//     (relative 2^-11 of a value, far below one quantization step): <= 2e-3.
+//   - bf16 outputs: one bf16 rounding (relative 2^-8): <= 8e-3.
+// Every test skips when no CUDA device is present.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support/api_fixtures.h"
+#include "support/reference_attention.h"
+#include "support/skip_without_gpu.h"
+
+using namespace starkv_test;
+
+namespace {
+
+// A device copy of a host vector, freed on scope exit.
+template <typename T>
+class DeviceArray {
+ public:
+  explicit DeviceArray(const std::vector<T>& host) : n_(host.size()) {
+    EXPECT_EQ(cudaMalloc(&ptr_, std::max<size_t>(1, n_) * sizeof(T)), cudaSuccess);
+    if (n_ > 0) {
+      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    }
+  }
+  explicit DeviceArray(size_t n) : n_(n) {
+    EXPECT_EQ(cudaMalloc(&ptr_, std::max<size_t>(1, n_) * sizeof(T)), cudaSuccess);
+    // Poison: every output element must be written.
+    EXPECT_EQ(cudaMemset(ptr_, 0xff, std::max<size_t>(1, n_) * sizeof(T)), cudaSuccess);
+  }
+  ~DeviceArray() { cudaFree(ptr_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* get() const { return static_cast<T*>(ptr_); }
+  std::vector<T> to_host() const {
+    std::vector<T> h(n_);
+    EXPECT_EQ(cudaMemcpy(h.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t n_ = 0;
+};
+
+ContextPtr make_cuda_context() {
+  starkv_context_params cp = starkv_context_params_default();
+  cp.backend = STARKV_BACKEND_CUDA;
+  starkv_context* ctx = nullptr;
+  EXPECT_EQ(starkv_context_create(&cp, &ctx), STARKV_OK) << starkv_last_error();
+  return ContextPtr(ctx);
+}
+
+struct ProfileSpec {
+  int32_t H = 8, G = 2, D = 64;
+  starkv_rope_style rope = STARKV_ROPE_NEOX;
+  int32_t rotary_dim = 0;
+  float theta = 10000.0f;
+  starkv_decomposition key_decomp = STARKV_DECOMP_HEADWISE;
+  starkv_decomposition value_decomp = STARKV_DECOMP_JOINT;
+  std::vector<int32_t> key_ranks;    // G entries (HD) or 1 (JD); empty: defaults
+  std::vector<int32_t> value_ranks;  // G entries (HD) or 1 (JD)
+  int32_t inlier_bits = 16, outlier_bits = 16;
+  int32_t nibbles = 0;
+  int32_t n_layers = 2;
+};
+
+std::vector<float> random_uniform(size_t n, uint32_t seed, float amplitude) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-amplitude, amplitude);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+// Random (non-orthonormal) factors with the given ranks; up = transpose of down.
+ProfilePtr make_random_profile(const ProfileSpec& spec, uint32_t seed) {
+  starkv_profile_params p = starkv_profile_params_default();
+  p.n_layers = spec.n_layers;
+  p.n_heads = spec.H;
+  p.n_kv_heads = spec.G;
+  p.head_dim = spec.D;
+  p.rope_style = spec.rope;
+  p.rope_dim = spec.rotary_dim;
+  p.rope_theta = spec.theta;
+  p.inlier_bits = spec.inlier_bits;
+  p.outlier_bits = spec.outlier_bits;
+  p.pack_3bit_in_nibbles = spec.nibbles;
+  p.key_decomposition = spec.key_decomp;
+  p.value_decomposition = spec.value_decomp;
+  starkv_profile_builder* builder = nullptr;
+  EXPECT_EQ(starkv_profile_builder_create(nullptr, &p, &builder), STARKV_OK) << starkv_last_error();
+  const int32_t D = spec.D, GD = spec.G * spec.D;
+  std::vector<int32_t> kr = spec.key_ranks, vr = spec.value_ranks;
+  if (kr.empty()) {
+    if (spec.key_decomp == STARKV_DECOMP_HEADWISE) {
+      for (int32_t g = 0; g < spec.G; ++g)
+        kr.push_back(std::min(D, std::max(1, D / 4 + 3 * g - 1)));
+    } else {
+      kr.push_back(GD / 4 + 5);
+    }
+  }
+  if (vr.empty()) {
+    if (spec.value_decomp == STARKV_DECOMP_JOINT) {
+      vr.push_back(GD / 3 + 1);
+    } else {
+      for (int32_t g = 0; g < spec.G; ++g) vr.push_back(std::min(D, std::max(1, D / 3 + 2 * g)));
+    }
+  }
+  for (int32_t l = 0; l < spec.n_layers; ++l) {
+    const int32_t kin = spec.key_decomp == STARKV_DECOMP_HEADWISE ? D : GD;
+    const int32_t vin = spec.value_decomp == STARKV_DECOMP_HEADWISE ? D : GD;
+    const size_t kn =
+        static_cast<size_t>(kin) * static_cast<size_t>(std::accumulate(kr.begin(), kr.end(), 0));
+    const size_t vn =
+        static_cast<size_t>(vin) * static_cast<size_t>(std::accumulate(vr.begin(), vr.end(), 0));
+    std::vector<float> kd = random_uniform(kn, seed + 17 * l + 1, std::sqrt(3.0f / kin));
+    std::vector<float> vd = random_uniform(vn, seed + 17 * l + 2, std::sqrt(3.0f / vin));
+    starkv_layer_factors f = starkv_layer_factors_default();
+    f.key_decomposition = spec.key_decomp;
+    f.value_decomposition = spec.value_decomp;
+    f.key_ranks = kr.data();
+    f.key_down = kd.data();
+    f.value_ranks = vr.data();
+    f.value_down = vd.data();
+    EXPECT_EQ(starkv_profile_builder_set_layer_factors(builder, l, &f), STARKV_OK)
+        << starkv_last_error();
+  }
+  starkv_profile* profile = nullptr;
+  EXPECT_EQ(starkv_profile_builder_finish(builder, &profile), STARKV_OK) << starkv_last_error();
+  starkv_profile_builder_destroy(builder);
+  return ProfilePtr(profile);
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& b);
+
+// Per-query, per-head errors, printed when a comparison fails (to see which part is wrong).
+std::string error_breakdown(const std::vector<float>& gpu, const std::vector<float>& cpu, int32_t H,
+                            int32_t D) {
+  std::string s;
+  const size_t nq = cpu.size() / (static_cast<size_t>(H) * D);
+  for (size_t q = 0; q < nq; ++q) {
+    s += "q" + std::to_string(q) + ":";
+    for (int32_t h = 0; h < H && h < 8; ++h) {
+      const size_t o = (q * H + h) * D;
+      std::vector<float> a(gpu.begin() + o, gpu.begin() + o + D),
+          b(cpu.begin() + o, cpu.begin() + o + D);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %.1e", rel_error(a, b));
+      s += buf;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (g0 %.4f c0 %.4f)\n", gpu[q * H * D], cpu[q * H * D]);
+    s += buf;
+  }
+  return s;
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+float half_to_float_host(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  uint32_t u;
+  if (e == 0x1f)
+    u = sign | 0x7f800000u | (m << 13);
+  else if (e != 0)
+    u = sign | ((e + 112) << 23) | (m << 13);
+  else {
+    const float f = std::ldexp(static_cast<float>(m), -24);
+    return sign ? -f : f;
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// A CPU pool and a CUDA pool on one profile, fed the same data.
+class Twin {
+ public:
+  Twin(const ProfileSpec& spec, uint32_t seed, int32_t page_tokens = 16, int64_t pages = 512,
+       int32_t max_sequences = 64)
+      : spec_(spec),
+        cpu_ctx_(make_cpu_context()),
+        gpu_ctx_(make_cuda_context()),
+        profile_(make_random_profile(spec, seed)) {
+    cpu_ = make_pool(cpu_ctx_.get(), profile_.get(), page_tokens, pages, max_sequences);
+    gpu_ = make_pool(gpu_ctx_.get(), profile_.get(), page_tokens, pages, max_sequences);
+  }
+
+  size_t kv_width() const { return static_cast<size_t>(spec_.G) * spec_.D; }
+  size_t q_width() const { return static_cast<size_t>(spec_.H) * spec_.D; }
+
+  // One new sequence in each pool; returns {cpu id, gpu id}.
+  std::pair<int32_t, int32_t> new_sequence() {
+    int32_t a = 0, b = 0;
+    EXPECT_EQ(starkv_seq_create(cpu_.get(), &a), STARKV_OK);
+    EXPECT_EQ(starkv_seq_create(gpu_.get(), &b), STARKV_OK);
+    return {a, b};
+  }
+
+  // Appends n tokens of keys/values to every layer of (cpu, gpu) sequence pairs, in one batch per
+  // layer with tokens interleaved over the sequences.
+  void append(const std::vector<std::pair<int32_t, int32_t>>& seqs,
+              const std::vector<int32_t>& counts, uint32_t seed, float amplitude = 1.0f) {
+    for (int32_t l = 0; l < spec_.n_layers; ++l) {
+      std::vector<int32_t> cpu_ids, gpu_ids, pos;
+      std::vector<float> k, v;
+      std::vector<int32_t> left = counts;
+      std::vector<int32_t> next(seqs.size());
+      for (size_t i = 0; i < seqs.size(); ++i) next[i] = next_position(seqs[i].first, l);
+      bool any = true;
+      while (any) {
+        any = false;
+        for (size_t i = 0; i < seqs.size(); ++i) {
+          if (left[i] == 0) continue;
+          any = true;
+          cpu_ids.push_back(seqs[i].first);
+          gpu_ids.push_back(seqs[i].second);
+          pos.push_back(next[i]++);
+          --left[i];
+        }
+      }
+      const size_t n = cpu_ids.size();
+      k = random_half_exact(n * kv_width(), seed + 101 * l, amplitude);
+      v = random_half_exact(n * kv_width(), seed + 101 * l + 7, amplitude);
+      ASSERT_EQ(starkv_append(cpu_.get(), l, static_cast<int32_t>(n), cpu_ids.data(), pos.data(),
+                              k.data(), v.data(), STARKV_DTYPE_F32),
+                STARKV_OK)
+          << starkv_last_error();
+      DeviceArray<float> dk(k), dv(v);
+      ASSERT_EQ(starkv_append(gpu_.get(), l, static_cast<int32_t>(n), gpu_ids.data(), pos.data(),
+                              dk.get(), dv.get(), STARKV_DTYPE_F32),
+                STARKV_OK)
+          << starkv_last_error();
+      for (size_t i = 0; i < n; ++i) ++lengths_[{cpu_ids[i], l}];
+    }
+  }
+
+  // The same with latents: identical inputs to both encoders.
+  void append_latents(const std::vector<std::pair<int32_t, int32_t>>& seqs, int32_t count,
+                      uint32_t seed, float amplitude) {
+    for (int32_t l = 0; l < spec_.n_layers; ++l) {
+      int32_t width = 0;
+      ASSERT_EQ(starkv_profile_latent_width(profile_.get(), l, &width), STARKV_OK);
+      for (const auto& s : seqs) {
+        std::vector<int32_t> cpu_ids(static_cast<size_t>(count), s.first);
+        std::vector<int32_t> gpu_ids(static_cast<size_t>(count), s.second);
+        std::vector<int32_t> pos(static_cast<size_t>(count));
+        for (int32_t i = 0; i < count; ++i)
+          pos[static_cast<size_t>(i)] = next_position(s.first, l) + i;
+        std::vector<float> lat =
+            random_uniform(static_cast<size_t>(count) * width,
+                           seed + 31 * l + static_cast<uint32_t>(s.first), amplitude);
+        // Structure: a few channels with large outliers, some exact zeros, a zero row.
+        for (size_t i = 0; i < lat.size(); i += 7) lat[i] *= 9.0f;
+        for (size_t i = 3; i < lat.size(); i += 11) lat[i] = 0.0f;
+        if (count > 2) std::fill(lat.begin() + width, lat.begin() + 2 * width, 0.0f);
+        ASSERT_EQ(starkv_append_latents(cpu_.get(), l, count, cpu_ids.data(), pos.data(),
+                                        lat.data(), STARKV_DTYPE_F32),
+                  STARKV_OK)
+            << starkv_last_error();
+        DeviceArray<float> dl(lat);
+        ASSERT_EQ(starkv_append_latents(gpu_.get(), l, count, gpu_ids.data(), pos.data(), dl.get(),
+                                        STARKV_DTYPE_F32),
+                  STARKV_OK)
+            << starkv_last_error();
+        lengths_[{s.first, l}] += count;
+      }
+    }
+  }
+
+  // Attends on both backends; returns {cpu out, gpu out} as floats.
+  std::pair<std::vector<float>, std::vector<float>> attend(
+      int32_t layer, const std::vector<std::pair<int32_t, int32_t>>& seqs,
+      const std::vector<int32_t>& kv_lengths, uint32_t seed,
+      starkv_dtype q_dtype = STARKV_DTYPE_F32, starkv_dtype out_dtype = STARKV_DTYPE_F32,
+      float q_amplitude = 1.0f) {
+    const size_t n = seqs.size();
+    std::vector<float> q = random_half_exact(n * q_width(), seed, q_amplitude);
+    std::vector<int32_t> cpu_ids, gpu_ids;
+    for (const auto& s : seqs) {
+      cpu_ids.push_back(s.first);
+      gpu_ids.push_back(s.second);
+    }
+    std::vector<float> cpu_out(n * q_width());
+    EXPECT_EQ(
+        starkv_attend(cpu_.get(), layer, static_cast<int32_t>(n), cpu_ids.data(), kv_lengths.data(),
+                      q.data(), STARKV_DTYPE_F32, cpu_out.data(), STARKV_DTYPE_F32),
+        STARKV_OK)
+        << starkv_last_error();
+    std::vector<float> gpu_out(n * q_width());
+    if (q_dtype == STARKV_DTYPE_F32 && out_dtype == STARKV_DTYPE_F32) {
+      DeviceArray<float> dq(q);
+      DeviceArray<float> dout(n * q_width());
+      EXPECT_EQ(starkv_attend(gpu_.get(), layer, static_cast<int32_t>(n), gpu_ids.data(),
+                              kv_lengths.data(), dq.get(), STARKV_DTYPE_F32, dout.get(),
+                              STARKV_DTYPE_F32),
+                STARKV_OK)
+          << starkv_last_error();
+      gpu_out = dout.to_host();
+    } else {
+      // 16-bit queries: the inputs are fp16-exact, so f16 carries them unchanged; bf16 rounds.
+      std::vector<uint16_t> q16(q.size());
+      for (size_t i = 0; i < q.size(); ++i) q16[i] = to16(q[i], q_dtype);
+      if (q_dtype == STARKV_DTYPE_BF16) {
+        // The CPU must see the same rounded queries.
+        for (size_t i = 0; i < q.size(); ++i) q[i] = from16(q16[i], q_dtype);
+        EXPECT_EQ(starkv_attend(cpu_.get(), layer, static_cast<int32_t>(n), cpu_ids.data(),
+                                kv_lengths.data(), q.data(), STARKV_DTYPE_F32, cpu_out.data(),
+                                STARKV_DTYPE_F32),
+                  STARKV_OK);
+      }
+      DeviceArray<uint16_t> dq(q16);
+      if (out_dtype == STARKV_DTYPE_F32) {
+        DeviceArray<float> dout(n * q_width());
+        EXPECT_EQ(starkv_attend(gpu_.get(), layer, static_cast<int32_t>(n), gpu_ids.data(),
+                                kv_lengths.data(), dq.get(), q_dtype, dout.get(), out_dtype),
+                  STARKV_OK)
+            << starkv_last_error();
+        gpu_out = dout.to_host();
+      } else {
+        DeviceArray<uint16_t> dout(n * q_width());
+        EXPECT_EQ(starkv_attend(gpu_.get(), layer, static_cast<int32_t>(n), gpu_ids.data(),
+                                kv_lengths.data(), dq.get(), q_dtype, dout.get(), out_dtype),
+                  STARKV_OK)
+            << starkv_last_error();
+        const std::vector<uint16_t> h = dout.to_host();
+        for (size_t i = 0; i < h.size(); ++i) gpu_out[i] = from16(h[i], out_dtype);
+      }
+    }
+    return {cpu_out, gpu_out};
+  }
+
+  static uint16_t to16(float f, starkv_dtype d) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (d == STARKV_DTYPE_BF16)
+      return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    // fp16-exact inputs: exact conversion by bit manipulation for normal values and zero.
+    if ((u & 0x7fffffffu) == 0) return static_cast<uint16_t>(u >> 16);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const int32_t e = static_cast<int32_t>((u >> 23) & 0xff) - 127 + 15;
+    if (e <= 0) {  // subnormal half (exact by construction)
+      const float a = std::fabs(f) * 16777216.0f;
+      return static_cast<uint16_t>(sign | static_cast<uint32_t>(a));
+    }
+    return static_cast<uint16_t>(sign | (static_cast<uint32_t>(e) << 10) | ((u >> 13) & 0x3ffu));
+  }
+  static float from16(uint16_t h, starkv_dtype d) {
+    if (d == STARKV_DTYPE_BF16) {
+      const uint32_t u = static_cast<uint32_t>(h) << 16;
+      float f;
+      std::memcpy(&f, &u, 4);
+      return f;
+    }
+    return half_to_float_host(h);
+  }
+
+  std::vector<uint8_t> export_seq(starkv_cache_pool* pool, int32_t seq) {
+    size_t size = 0;
+    const starkv_status st = starkv_seq_export(pool, seq, nullptr, 0, &size);
+    EXPECT_TRUE(st == STARKV_OK || st == STARKV_ERR_BUFFER_TOO_SMALL) << starkv_status_string(st);
+    std::vector<uint8_t> buf(size);
+    EXPECT_EQ(starkv_seq_export(pool, seq, buf.data(), buf.size(), &size), STARKV_OK)
+        << starkv_last_error();
+    buf.resize(size);
+    return buf;
+  }
+
+  int32_t next_position(int32_t cpu_seq, int32_t layer) { return lengths_[{cpu_seq, layer}]; }
+
+  ProfileSpec spec_;
+  ContextPtr cpu_ctx_, gpu_ctx_;
+  ProfilePtr profile_;
+  PoolPtr cpu_, gpu_;
+  std::map<std::pair<int32_t, int32_t>, int32_t> lengths_;
+};
+
+// ---- 16-bit latents: every shape, RoPE style and decomposition ---------------------------------
+
+struct ShapeCase {
+  int32_t qpk, D;
+  starkv_rope_style rope;
+  starkv_decomposition kd, vd;
+};
+
+class CudaVsCpu16 : public ::testing::TestWithParam<ShapeCase> {};
+
+TEST_P(CudaVsCpu16, RaggedBatchMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const ShapeCase c = GetParam();
+  ProfileSpec spec;
+  spec.G = 2;
+  spec.H = 2 * c.qpk;
+  spec.D = c.D;
+  spec.rope = c.rope;
+  spec.key_decomp = c.kd;
+  spec.value_decomp = c.vd;
+  Twin twin(spec, 1234u + static_cast<uint32_t>(c.qpk * 7 + c.D));
+  std::vector<std::pair<int32_t, int32_t>> seqs;
+  for (int i = 0; i < 4; ++i) seqs.push_back(twin.new_sequence());
+  twin.append(seqs, {1, 37, 300, 1100}, 99u);
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, seqs, {1, 37, 300, 1100}, 500u + layer);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "layer " << layer << "\n"
+                                         << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+  // Shorter prefixes, and several queries on one sequence (causal prefill rows).
+  std::vector<std::pair<int32_t, int32_t>> rows(6, seqs[3]);
+  auto [cpu, gpu] = twin.attend(1, rows, {1, 2, 31, 32, 33, 1099}, 77u);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaVsCpu16,
+    ::testing::Values(
+        ShapeCase{1, 64, STARKV_ROPE_NEOX, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+        ShapeCase{2, 128, STARKV_ROPE_NEOX, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+        ShapeCase{4, 128, STARKV_ROPE_GPTJ, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+        ShapeCase{8, 64, STARKV_ROPE_NEOX, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+        ShapeCase{3, 64, STARKV_ROPE_NEOX, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+        ShapeCase{1, 128, STARKV_ROPE_NEOX, STARKV_DECOMP_JOINT, STARKV_DECOMP_HEADWISE},
+        ShapeCase{4, 64, STARKV_ROPE_NONE, STARKV_DECOMP_JOINT, STARKV_DECOMP_JOINT},
+        ShapeCase{2, 32, STARKV_ROPE_GPTJ, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_HEADWISE}));
+
+TEST(CudaBackend, ManyHeadsPartialRotaryAndSixteenBitIo) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 32;
+  spec.G = 32;  // MHA, several head chunks, value latents over two value parts
+  spec.D = 64;
+  spec.rotary_dim = 32;
+  spec.value_ranks = {1100};
+  spec.n_layers = 1;
+  Twin twin(spec, 42u, 64, 256);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+  twin.append(seqs, {700, 129}, 5u);
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, {700, 129}, 6u);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3);
+  }
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, {700, 129}, 7u, STARKV_DTYPE_F16, STARKV_DTYPE_F32);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3);
+  }
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, {700, 129}, 8u, STARKV_DTYPE_BF16, STARKV_DTYPE_BF16);
+    EXPECT_LE(rel_error(gpu, cpu), 8e-3);
+  }
+}
+
+TEST(CudaBackend, LongContextSplitsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 8;
+  spec.G = 2;
+  spec.D = 128;
+  spec.theta = 500000.0f;
+  spec.n_layers = 1;
+  Twin twin(spec, 7u, 64, 1100);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+  twin.append(seqs, {65536}, 3u);
+  auto [cpu, gpu] = twin.attend(0, seqs, {65536}, 9u, STARKV_DTYPE_F32, STARKV_DTYPE_F32, 3.0f);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3);
+}
+
+// Long contexts through the split path (the fold-the-query score kernel: RoPE tables at large
+// positions, many 64-token tiles, several work items per sequence), GQA and MHA, fp16 and 4/3.
+struct LongSplitCase {
+  int32_t H, G, inlier, outlier;
+};
+
+class CudaLongSplit : public ::testing::TestWithParam<LongSplitCase> {};
+
+TEST_P(CudaLongSplit, MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const LongSplitCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.H;
+  spec.G = c.G;
+  spec.D = 128;
+  spec.theta = 500000.0f;
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
+  spec.n_layers = 1;
+  Twin twin(spec, 31u + static_cast<uint32_t>(c.H * 3 + c.G + c.inlier), 64, 700);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+  twin.append_latents(seqs, 20000, 13u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {20000, 11111}, 19u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
+                                2.0f);
+  EXPECT_LE(rel_error(gpu, cpu), c.inlier == 16 ? 1e-3 : 2e-3)
+      << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaLongSplit,
+                         ::testing::Values(LongSplitCase{32, 8, 16, 16}, LongSplitCase{16, 16, 16, 16},
+                                           LongSplitCase{32, 8, 3, 4}));
+
+// ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
+
+struct QuantCase {
+  int32_t inlier, outlier, nibbles;
+  float amplitude = 2.0f;
+};
+
+class CudaQuantized : public ::testing::TestWithParam<QuantCase> {};
+
+TEST_P(CudaQuantized, RowsAreBitExactAndAttentionMatches) {
+  SKIP_WITHOUT_GPU();
+  const QuantCase qc = GetParam();
+  ProfileSpec spec;
+  spec.H = 8;
+  spec.G = 4;
+  spec.D = 64;
+  spec.inlier_bits = qc.inlier;
+  spec.outlier_bits = qc.outlier;
+  spec.nibbles = qc.nibbles;
+  Twin twin(spec, 555u + static_cast<uint32_t>(qc.inlier * 10 + qc.outlier));
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+  twin.append_latents(seqs, 203, 11u, qc.amplitude);
+  for (const auto& s : seqs) {
+    const std::vector<uint8_t> a = twin.export_seq(twin.cpu_.get(), s.first);
+    const std::vector<uint8_t> b = twin.export_seq(twin.gpu_.get(), s.second);
+    EXPECT_EQ(a, b) << "snapshots of identical latents differ: rows are not bit-exact";
+    // Decoded through the CPU: the GPU's rows, imported, attend exactly like the CPU's own.
+    int32_t imported = 0;
+    ASSERT_EQ(starkv_seq_import(twin.cpu_.get(), b.data(), b.size(), &imported), STARKV_OK)
+        << starkv_last_error();
+    std::vector<float> q = random_half_exact(twin.q_width(), 3u);
+    std::vector<float> o1(twin.q_width()), o2(twin.q_width());
+    const int32_t len = 203;
+    ASSERT_EQ(starkv_attend(twin.cpu_.get(), 0, 1, &s.first, &len, q.data(), STARKV_DTYPE_F32,
+                            o1.data(), STARKV_DTYPE_F32),
+              STARKV_OK);
+    ASSERT_EQ(starkv_attend(twin.cpu_.get(), 0, 1, &imported, &len, q.data(), STARKV_DTYPE_F32,
+                            o2.data(), STARKV_DTYPE_F32),
+              STARKV_OK);
+    EXPECT_EQ(o1, o2);
+    starkv_seq_release(twin.cpu_.get(), imported);
+  }
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, seqs, {203, 150}, 21u + layer);
+    EXPECT_LE(rel_error(gpu, cpu), 2e-3) << "layer " << layer;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bits, CudaQuantized,
+                         ::testing::Values(QuantCase{4, 4, 0}, QuantCase{3, 4, 1},
+                                           QuantCase{3, 4, 0}, QuantCase{2, 8, 0},
+                                           QuantCase{4, 8, 0}, QuantCase{3, 16, 0},
+                                           QuantCase{32, 16, 0}, QuantCase{16, 16, 0},
+                                           QuantCase{16, 16, 0, 0.2f}, QuantCase{4, 4, 0, 0.2f}));
+
+TEST(CudaBackend, QuantizedAppendFromKeysMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 16;
+  spec.G = 4;
+  spec.D = 128;
+  spec.inlier_bits = 3;
+  spec.outlier_bits = 4;
+  Twin twin(spec, 99u);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append(seqs, {5, 60, 400}, 12u);  // 465 tokens per layer: the cuBLAS (prefill) path
+  twin.append(seqs, {1, 1, 1}, 13u);     // decode-sized batch: the exact-order kernel
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, seqs, {6, 61, 401}, 30u + layer);
+    // Projections may differ in the last bit (summation order), which can flip a code by one
+    // step: allow a few quantization steps' worth on top of the fp16 rounding.
+    EXPECT_LE(rel_error(gpu, cpu), 2e-2) << "layer " << layer;
+  }
+}
+
+// ---- snapshots, fork, pool full, bad arguments -------------------------------------------------
+
+TEST(CudaBackend, SnapshotsMoveBetweenCpuAndCuda) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.inlier_bits = 4;
+  spec.outlier_bits = 8;
+  Twin twin(spec, 8u);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+  twin.append(seqs, {77}, 4u);
+  // CPU -> CUDA
+  const std::vector<uint8_t> snap = twin.export_seq(twin.cpu_.get(), seqs[0].first);
+  int32_t on_gpu = 0;
+  ASSERT_EQ(starkv_seq_import(twin.gpu_.get(), snap.data(), snap.size(), &on_gpu), STARKV_OK)
+      << starkv_last_error();
+  auto [cpu, gpu] = twin.attend(1, {{seqs[0].first, on_gpu}}, {77}, 5u);
+  EXPECT_LE(rel_error(gpu, cpu), 2e-3);
+  // CUDA -> CPU: the round trip gives back the same bytes.
+  const std::vector<uint8_t> back = twin.export_seq(twin.gpu_.get(), on_gpu);
+  EXPECT_EQ(back, snap);
+}
+
+TEST(CudaBackend, ForkCopiesOnWrite) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  Twin twin(spec, 10u, 16, 64);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+  twin.append(seqs, {40}, 1u);  // 2.5 pages: the last one is shared after the fork
+  int32_t cf = 0, gf = 0;
+  ASSERT_EQ(starkv_seq_fork(twin.cpu_.get(), seqs[0].first, &cf), STARKV_OK);
+  ASSERT_EQ(starkv_seq_fork(twin.gpu_.get(), seqs[0].second, &gf), STARKV_OK);
+  twin.lengths_[{cf, 0}] = 40;
+  twin.lengths_[{cf, 1}] = 40;
+  twin.append({{cf, gf}}, {5}, 2u);
+  auto [cpu, gpu] = twin.attend(0, {seqs[0], {cf, gf}}, {40, 45}, 3u);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3);
+}
+
+TEST(CudaBackend, PoolFullAndBadArgumentsBehaveLikeCpu) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  Twin twin(spec, 11u, 16, /*pages=*/4);
+  auto s = twin.new_sequence();
+  const int32_t n = 80;  // 5 pages > 4
+  std::vector<int32_t> ids_c(n, s.first), ids_g(n, s.second), pos(n);
+  std::iota(pos.begin(), pos.end(), 0);
+  std::vector<float> k = random_half_exact(n * twin.kv_width(), 1u);
+  DeviceArray<float> dk(k);
+  EXPECT_EQ(starkv_append(twin.cpu_.get(), 0, n, ids_c.data(), pos.data(), k.data(), k.data(),
+                          STARKV_DTYPE_F32),
+            STARKV_ERR_POOL_FULL);
+  EXPECT_EQ(starkv_append(twin.gpu_.get(), 0, n, ids_g.data(), pos.data(), dk.get(), dk.get(),
+                          STARKV_DTYPE_F32),
+            STARKV_ERR_POOL_FULL);
+  int32_t len = -1;
+  EXPECT_EQ(starkv_seq_length(twin.gpu_.get(), s.second, &len), STARKV_OK);
+  EXPECT_EQ(len, 0);
+  EXPECT_EQ(starkv_append(twin.gpu_.get(), 0, 1, ids_g.data(), pos.data(), nullptr, dk.get(),
+                          STARKV_DTYPE_F32),
+            starkv_append(twin.cpu_.get(), 0, 1, ids_c.data(), pos.data(), nullptr, k.data(),
+                          STARKV_DTYPE_F32));
+  EXPECT_EQ(starkv_append(twin.gpu_.get(), 7, 1, ids_g.data(), pos.data(), dk.get(), dk.get(),
+                          STARKV_DTYPE_F32),
+            starkv_append(twin.cpu_.get(), 7, 1, ids_c.data(), pos.data(), k.data(), k.data(),
+                          STARKV_DTYPE_F32));
+  const int32_t too_long = 5;
+  std::vector<float> out(twin.q_width());
+  DeviceArray<float> dq(k), dout(twin.q_width());
+  EXPECT_EQ(starkv_attend(twin.gpu_.get(), 0, 1, &s.second, &too_long, dq.get(), STARKV_DTYPE_F32,
+                          dout.get(), STARKV_DTYPE_F32),
+            starkv_attend(twin.cpu_.get(), 0, 1, &s.first, &too_long, k.data(), STARKV_DTYPE_F32,
+                          out.data(), STARKV_DTYPE_F32));
+}
+
+TEST(CudaBackend, DecodeStepPlansOnceRunsPerLayer) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 16;
+  spec.G = 4;
+  spec.D = 128;
+  spec.inlier_bits = 4;
+  spec.outlier_bits = 4;
+  spec.n_layers = 3;
+  Twin twin(spec, 12u, 32, 512);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append(seqs, {100, 2000, 33}, 6u);
+  std::vector<int32_t> gpu_ids, cpu_ids;
+  for (auto& s : seqs) {
+    cpu_ids.push_back(s.first);
+    gpu_ids.push_back(s.second);
+  }
+  starkv_decode_step* step = nullptr;
+  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
+  StepPtr owner(step);
+  ASSERT_EQ(starkv_decode_step_plan(step, 3, gpu_ids.data(), nullptr), STARKV_OK)
+      << starkv_last_error();
+  const std::vector<int32_t> lengths{100, 2000, 33};
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    std::vector<float> q = random_half_exact(3 * twin.q_width(), 40u + layer);
+    DeviceArray<float> dq(q), dout(3 * twin.q_width());
+    ASSERT_EQ(starkv_decode_step_run(step, layer, dq.get(), STARKV_DTYPE_F32, dout.get(),
+                                     STARKV_DTYPE_F32),
+              STARKV_OK)
+        << starkv_last_error();
+    std::vector<float> cpu(3 * twin.q_width());
+    ASSERT_EQ(starkv_attend(twin.cpu_.get(), layer, 3, cpu_ids.data(), lengths.data(), q.data(),
+                            STARKV_DTYPE_F32, cpu.data(), STARKV_DTYPE_F32),
+              STARKV_OK);
+    EXPECT_LE(rel_error(dout.to_host(), cpu), 2e-3) << "layer " << layer;
+  }
+}
+
+TEST(CudaBackend, DecodeStepRunIsGraphCapturable) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.inlier_bits = 4;
+  spec.outlier_bits = 4;
+  spec.n_layers = 1;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  Twin twin(spec, 13u);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), stream), STARKV_OK);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+  twin.append(seqs, {300}, 7u);
+  starkv_decode_step* step = nullptr;
+  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
+  StepPtr owner(step);
+  ASSERT_EQ(starkv_decode_step_plan(step, 1, &seqs[0].second, nullptr), STARKV_OK);
+  std::vector<float> q = random_half_exact(twin.q_width(), 8u);
+  DeviceArray<float> dq(q), dout(twin.q_width());
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const starkv_status st =
+      starkv_decode_step_run(step, 0, dq.get(), STARKV_DTYPE_F32, dout.get(), STARKV_DTYPE_F32);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  ASSERT_EQ(st, STARKV_OK) << starkv_last_error();
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  std::vector<float> cpu(twin.q_width());
+  const int32_t len = 300;
+  ASSERT_EQ(starkv_attend(twin.cpu_.get(), 0, 1, &seqs[0].first, &len, q.data(), STARKV_DTYPE_F32,
+                          cpu.data(), STARKV_DTYPE_F32),
+            STARKV_OK);
+  EXPECT_LE(rel_error(dout.to_host(), cpu), 2e-3);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), nullptr), STARKV_OK);
+  cudaStreamDestroy(stream);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CudaBackend, SixteenBitDecodeSizedAppendMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.n_layers = 1;
+  Twin twin(spec, 21u);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+  twin.append(seqs, {40}, 1u);  // 40 tokens: the projection kernel (not cuBLAS)
+  auto [cpu, gpu] = twin.attend(0, seqs, {40}, 3u);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+}  // namespace
+
+namespace {
+
+// Several head chunks: the backend runs the split path (score kernel, value kernel, combine).
+struct SplitCase {
+  int32_t H, G, D, inlier, outlier, nibbles;
+  starkv_decomposition kd, vd;
+};
+
+class CudaSplitPath : public ::testing::TestWithParam<SplitCase> {};
+
+TEST_P(CudaSplitPath, MatchesCpuOnIdenticalRows) {
+  SKIP_WITHOUT_GPU();
+  const SplitCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.H;
+  spec.G = c.G;
+  spec.D = c.D;
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
+  spec.nibbles = c.nibbles;
+  spec.key_decomp = c.kd;
+  spec.value_decomp = c.vd;
+  Twin twin(spec, 900u + static_cast<uint32_t>(c.H + c.inlier));
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append_latents(seqs, 333, 17u, 1.0f);
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, seqs, {333, 1, 97}, 41u + layer);
+    EXPECT_LE(rel_error(gpu, cpu), 2e-3) << "layer " << layer << "\n"
+                                         << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaSplitPath,
+    ::testing::Values(SplitCase{32, 8, 64, 3, 4, 0, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT},
+                      SplitCase{32, 8, 64, 4, 8, 1, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_HEADWISE},
+                      SplitCase{16, 8, 128, 16, 16, 0, STARKV_DECOMP_JOINT, STARKV_DECOMP_JOINT},
+                      SplitCase{24, 24, 32, 2, 4, 0, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT}));
+
+}  // namespace
