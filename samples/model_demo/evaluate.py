@@ -30,6 +30,9 @@ sys.path.insert(0, str(HERE))
 # the least compressible in this model (and in the paper's rank maps).
 UNCOMPRESSED = "0,1,2,-1"
 CALIB_TOKENS = 4096  # = starkv build's default max_calibration_tokens
+# Calibration runs as independent 256-token windows (the runner's default), each with its own
+# attention-sink first token; one 4096-token window gave clearly worse profiles (runner --help).
+CALIB_WINDOW = 256
 BITS = {  # name -> (inlier bits, outlier bits)
     "fp16": (16, 16),
     "4-bit": (4, 4),
@@ -108,23 +111,24 @@ class Evaluation:
         self.args = args
         self.model = Path(args.model_dir)
         self.work = Path(args.work_dir)
-        (self.work / "profiles").mkdir(parents=True, exist_ok=True)
+        (self.work / f"profiles-w{CALIB_WINDOW}").mkdir(parents=True, exist_ok=True)
         self.grid = GRIDS[args.grid]
         self.tokens = args.tokens or self.grid["tokens"]
         self.window = args.window or self.grid["window"]
 
     # --- inputs ------------------------------------------------------------------------------
     def calibration_samples(self):
-        path = self.model / f"calib_kv_{CALIB_TOKENS}.safetensors"
+        path = self.model / f"calib_kv_{CALIB_TOKENS}_w{CALIB_WINDOW}.safetensors"
         if not path.exists():  # cached: the same model and text always give the same samples
             tmp = path.with_suffix(".tmp")
             run([self.args.runner, "calib", "--model-dir", self.model, "--max-tokens",
-                 CALIB_TOKENS, "--threads", self.args.jobs, "--out", tmp])
+                 CALIB_TOKENS, "--calib-window", CALIB_WINDOW, "--threads", self.args.jobs,
+                 "--out", tmp])
             tmp.rename(path)
         return path
 
     def profile(self, cfg):
-        path = self.work / "profiles" / f"{cfg['name']}.starkv"
+        path = self.work / f"profiles-w{CALIB_WINDOW}" / f"{cfg['name']}.starkv"
         if path.exists():
             return path
         inlier, outlier = BITS[cfg["bits"]]
@@ -265,7 +269,8 @@ def markdown(report):
         f"(eval_tokens.bin, the first {report['tokens']:,} tokens), non-overlapping "
         f"{report['window']}-token windows ({dense['windows']} windows). Layers "
         f"{report['uncompressed_layers']} uncompressed. Calibration: "
-        f"{report['calibration_tokens']:,} tokens of calib_tokens.bin (disjoint text). "
+        f"{report['calibration_tokens']:,} tokens of calib_tokens.bin (disjoint text), in "
+        f"{CALIB_WINDOW}-token windows. "
         f"Target = low-rank compression of the compressed layers; total = "
         f"1 - bytes/token / dense fp16 bytes/token over all layers.",
         "",

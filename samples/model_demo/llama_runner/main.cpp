@@ -70,11 +70,16 @@ generate options:
   --stop-at-eos        stop at the model's eos token
   --out FILE           also write the generated ids as int32 to FILE
 
-calib options (one window: the tokens at positions 0..N-1, dense fp32 cache):
+calib options (dense fp32 cache):
   --tokens FILE        int32 token ids (default: MODEL_DIR/calib_tokens.bin, which is disjoint
                        from eval_tokens.bin)
   --max-tokens N       tokens to run (default: 4096, starkv build's default
                        max_calibration_tokens)
+  --calib-window W     record independent windows of W tokens, each at positions 0..W-1
+                       (default 256; 0 = one window of N tokens). Short windows weigh each
+                       window's first token, the attention sink, as short sequences do: on
+                       SmolLM2 at 75% they gave perplexity 84.9 vs 97.7 for one 4096-token
+                       window (2,048 eval tokens, 256-token windows; dense 61.6)
   --out FILE           the safetensors file to write: layers.{i}.k and .v [N, G*D] (pre-RoPE
                        keys, values), layers.{i}.q [N, H*D] (post-RoPE queries), fp16
 
@@ -92,6 +97,7 @@ struct Options {
   std::string tokens_file;
   int64_t max_tokens = 0;
   int window = 512;
+  int calib_window = 256;  // calib: tokens per recorded window (0: all in one)
   int stride = 0;
   bool quiet = false;
   // generate
@@ -140,6 +146,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--tokens") o.tokens_file = value();
     else if (a == "--max-tokens") o.max_tokens = int_value();
     else if (a == "--window") o.window = int(int_value());
+    else if (a == "--calib-window") o.calib_window = int(int_value());
     else if (a == "--stride") o.stride = int(int_value());
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--prompt-ids") o.prompt_ids = value();
@@ -156,6 +163,7 @@ Options parse_options(int argc, char** argv) {
       o.command != "calib")
     usage_error("unknown command " + o.command);
   if (o.window < 2) usage_error("--window must be at least 2");
+  if (o.calib_window < 0) usage_error("--calib-window must not be negative");
   if (o.stride == 0) o.stride = std::max(1, o.window / 2);
   if (o.stride < 1 || o.stride > o.window) usage_error("--stride must be in [1, window]");
   if (o.n_new < 0) usage_error("--n must not be negative");
@@ -339,18 +347,26 @@ int run(const Options& o) {
     DenseKvAttention dense(cfg, rope, KvStorage::kFp32, int64_t(tokens.size()));
     CalibrationRecorder recorder(dense, cfg.n_layers, cfg.n_kv_heads * cfg.head_dim,
                                  cfg.n_heads * cfg.head_dim);
-    std::vector<int32_t> positions(tokens.size());
+    // --calib-window W records independent windows of W tokens, each at positions 0..W-1, the
+    // way the cache is used when every sequence is short: each window has its own first token
+    // (the attention sink), so the samples weigh it as deployment does. Default: one window.
+    const int64_t window = o.calib_window > 0 ? o.calib_window : int64_t(tokens.size());
+    std::vector<int32_t> positions(static_cast<size_t>(window));
     for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(i);
     const auto t0 = std::chrono::steady_clock::now();
     recorder.reset();
-    model.forward(tokens.data(), positions.data(), int(tokens.size()), recorder);
+    for (int64_t start = 0; start < int64_t(tokens.size()); start += window) {
+      const int n = int(std::min<int64_t>(window, int64_t(tokens.size()) - start));
+      dense.reset();  // a fresh sequence; the recorder keeps what it has recorded
+      model.forward(tokens.data() + start, positions.data(), n, recorder);
+    }
     recorder.save(o.out_file);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("calib      %s: %lld tokens at positions 0..%lld -> %s (layers.{i}.k/.v [%lld, %d], "
+    std::printf("calib      %s: %lld tokens in windows of %lld -> %s (layers.{i}.k/.v [%lld, %d], "
                 ".q [%lld, %d], fp16) in %.1f s\n",
-                path.c_str(), (long long)recorder.tokens(), (long long)recorder.tokens() - 1,
-                o.out_file.c_str(), (long long)recorder.tokens(), cfg.n_kv_heads * cfg.head_dim,
+                path.c_str(), (long long)recorder.tokens(), (long long)window, o.out_file.c_str(),
+                (long long)recorder.tokens(), cfg.n_kv_heads * cfg.head_dim,
                 (long long)recorder.tokens(), cfg.n_heads * cfg.head_dim, secs);
     result.update({{"tokens_file", path}, {"tokens", recorder.tokens()}, {"out", o.out_file},
                    {"seconds", secs}});
