@@ -97,6 +97,23 @@ __host__ __device__ inline SmemLayout smem_layout(int head_dim, int rope_pairs, 
   return s;
 }
 
+// Merges the online-softmax statistics (running max, sum of exponentials) that the splits of one
+// query wrote for head h: *m is the overall max, *inv_total the reciprocal of the overall sum, so
+// split s's partial output weighs __expf(max_s - *m) * *inv_total.
+__device__ __forceinline__ void merge_split_stats(const AttendBatch& batch, const ModelView& model,
+                                                  int2 range, int h, float* m, float* inv_total) {
+  float max = -INFINITY;
+  for (int s = 0; s < range.y; ++s)
+    max = fmaxf(max, batch.stats[((range.x + s) * model.n_heads + h) * 2]);
+  float total = 0.0f;
+  for (int s = 0; s < range.y; ++s) {
+    const float* st = batch.stats + ((range.x + s) * model.n_heads + h) * 2;
+    total += __expf(st[0] - max) * st[1];
+  }
+  *m = max;
+  *inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+}
+
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src));
@@ -550,15 +567,8 @@ __global__ void __launch_bounds__(kCombineThreads)
     const int query = blockIdx.y * kCombineQueries + qi;
     if (query >= batch.n_queries) break;
     const int2 range = batch.query_items[query];
-    float m = -INFINITY;
-    for (int s = 0; s < range.y; ++s)
-      m = fmaxf(m, batch.stats[((range.x + s) * model.n_heads + h) * 2]);
-    float total = 0.0f;
-    for (int s = 0; s < range.y; ++s) {
-      const float* st = batch.stats + ((range.x + s) * model.n_heads + h) * 2;
-      total += __expf(st[0] - m) * st[1];
-    }
-    const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    float m, inv_total;
+    merge_split_stats(batch, model, range, h, &m, &inv_total);
     for (int c = tid; c < rank; c += kCombineThreads) {
       const int local = local0 + c;
       const int slot = layer.chunk_slot_base[chunk] + local / kVch;
@@ -1168,15 +1178,8 @@ __global__ void __launch_bounds__(kCombine2Threads)
     const int query = blockIdx.y * kCombineQueries + qi;
     if (query >= batch.n_queries) break;
     const int2 range = batch.query_items[query];
-    float m = -INFINITY;
-    for (int s = 0; s < range.y; ++s)
-      m = fmaxf(m, batch.stats[((range.x + s) * model.n_heads + h) * 2]);
-    float total = 0.0f;
-    for (int s = 0; s < range.y; ++s) {
-      const float* st = batch.stats + ((range.x + s) * model.n_heads + h) * 2;
-      total += __expf(st[0] - m) * st[1];
-    }
-    const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    float m, inv_total;
+    merge_split_stats(batch, model, range, h, &m, &inv_total);
     for (int c = tid; c < rank; c += kCombine2Threads) {
       float v = 0.0f;
       for (int s = 0; s < range.y; ++s) {
