@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -410,6 +411,15 @@ struct ShapeCase {
   starkv_rope_style rope;
   starkv_decomposition kd, vd;
 };
+// Readable test names in ctest (gtest prints parameters through PrintTo).
+const char* decomposition_name(starkv_decomposition d) {
+  return d == STARKV_DECOMP_JOINT ? "joint" : "headwise";
+}
+void PrintTo(const ShapeCase& c, std::ostream* os) {
+  *os << c.qpk << " queries/kv-head, D=" << c.D << ", "
+      << (c.rope == STARKV_ROPE_GPTJ ? "gptj" : "neox") << ", keys " << decomposition_name(c.kd)
+      << ", values " << decomposition_name(c.vd);
+}
 
 class CudaVsCpu16 : public ::testing::TestWithParam<ShapeCase> {};
 
@@ -496,6 +506,9 @@ TEST(CudaBackend, LongContextSplitsMatchCpu) {
 struct LongSplitCase {
   int32_t H, G, inlier, outlier;
 };
+void PrintTo(const LongSplitCase& c, std::ostream* os) {
+  *os << "H=" << c.H << " G=" << c.G << ", " << c.inlier << "/" << c.outlier << " bits";
+}
 
 class CudaLongSplit : public ::testing::TestWithParam<LongSplitCase> {};
 
@@ -529,6 +542,10 @@ struct QuantCase {
   int32_t inlier, outlier, nibbles;
   float amplitude = 2.0f;
 };
+void PrintTo(const QuantCase& c, std::ostream* os) {
+  *os << c.inlier << "-bit inliers, " << c.outlier << "-bit outliers"
+      << (c.nibbles ? ", nibble packing" : "") << ", amplitude " << c.amplitude;
+}
 
 class CudaQuantized : public ::testing::TestWithParam<QuantCase> {};
 
@@ -777,6 +794,11 @@ struct SplitCase {
   int32_t H, G, D, inlier, outlier, nibbles;
   starkv_decomposition kd, vd;
 };
+void PrintTo(const SplitCase& c, std::ostream* os) {
+  *os << "H=" << c.H << " G=" << c.G << " D=" << c.D << ", " << c.inlier << "/" << c.outlier
+      << " bits" << (c.nibbles ? " (nibbles)" : "") << ", keys " << decomposition_name(c.kd)
+      << ", values " << decomposition_name(c.vd);
+}
 
 class CudaSplitPath : public ::testing::TestWithParam<SplitCase> {};
 
