@@ -22,11 +22,11 @@ SKIP = 77
 TOKENS, WINDOW = 512, 256
 CALIB_TOKENS = 1024
 FULL_RANK_TOLERANCE = 1e-3
-# 75% + 3/4-bit, calibrated on CALIB_TOKENS tokens, measured 94.24 on these 512 tokens (dense:
-# 62.19). The bound leaves ~15% for other BLAS builds and library changes that move the factors
-# a little; a real regression (a wrong rotation, position or scale, or weight-only factors)
-# lands in the hundreds or thousands.
-BOUND_75 = 108.0
+# 75% + 3/4-bit, calibrated on CALIB_TOKENS tokens (256-token windows, the runner's default),
+# measured 89.11 on these 512 tokens (dense: 62.19). The bound leaves ~15% for other BLAS builds
+# and library changes that move the factors a little; a real regression (a wrong rotation,
+# position or scale, or weight-only factors) lands in the hundreds or thousands.
+BOUND_75 = 102.0
 
 
 def model_dir():
