@@ -47,6 +47,49 @@ constexpr int32_t kValueTile = 16;
 static_assert(kRowGroup == 4 && kScoreTile == 16 && kValueTile == 16,
               "the register tiles below are written for 4 rows x 16 columns");
 
+// kRowGroup rows x 16 columns of running sums in eight named vectors, so the compiler keeps them
+// in registers. add(a, b) adds a[r] * b[0..16) to row r: per element the same multiply and add,
+// in the same order, as the scalar loops that handle partial tiles.
+struct Tile4x16 {
+  Vec8 r00{}, r01{}, r10{}, r11{}, r20{}, r21{}, r30{}, r31{};
+
+  void add(float a0, float a1, float a2, float a3, const float* b) {
+    Vec8 b0, b1;
+    std::memcpy(&b0, b, sizeof b0);
+    std::memcpy(&b1, b + 8, sizeof b1);
+    r00 += a0 * b0;
+    r01 += a0 * b1;
+    r10 += a1 * b0;
+    r11 += a1 * b1;
+    r20 += a2 * b0;
+    r21 += a2 * b1;
+    r30 += a3 * b0;
+    r31 += a3 * b1;
+  }
+  void load(const float* row0, const float* row1, const float* row2, const float* row3) {
+    copy_in(r00, r01, row0);
+    copy_in(r10, r11, row1);
+    copy_in(r20, r21, row2);
+    copy_in(r30, r31, row3);
+  }
+  void store(float* row0, float* row1, float* row2, float* row3) const {
+    copy_out(r00, r01, row0);
+    copy_out(r10, r11, row1);
+    copy_out(r20, r21, row2);
+    copy_out(r30, r31, row3);
+  }
+
+ private:
+  static void copy_in(Vec8& lo, Vec8& hi, const float* row) {
+    std::memcpy(&lo, row, sizeof lo);
+    std::memcpy(&hi, row + 8, sizeof hi);
+  }
+  static void copy_out(const Vec8& lo, const Vec8& hi, float* row) {
+    std::memcpy(row, &lo, sizeof lo);
+    std::memcpy(row + 8, &hi, sizeof hi);
+  }
+};
+
 // The value group covering one KV head, and where its channels start within the layer's value
 // latents.
 struct HeadValueGroup {
@@ -89,32 +132,13 @@ void score_rows(int32_t n_rows, const float* q, int32_t D, const float* kt, int3
     const int32_t jn = std::min(kScoreTile, cols - j0);
     float acc[kRowGroup][kScoreTile] = {};
     if (n_rows == kRowGroup && jn == kScoreTile) {
-      // 4 rows x 16 columns in 8 named vectors, so the compiler keeps them in registers.
-      Vec8 a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
+      Tile4x16 tile;
       for (int32_t c = 0; c < D; ++c) {
-        const float* k = kt + static_cast<size_t>(c) * static_cast<size_t>(ldkt) + j0;
         const size_t cc = static_cast<size_t>(c);
-        const float q0 = q[cc], q1 = q[d + cc], q2 = q[2 * d + cc], q3 = q[3 * d + cc];
-        Vec8 k0, k1;
-        std::memcpy(&k0, k, sizeof k0);
-        std::memcpy(&k1, k + 8, sizeof k1);
-        a00 += q0 * k0;
-        a01 += q0 * k1;
-        a10 += q1 * k0;
-        a11 += q1 * k1;
-        a20 += q2 * k0;
-        a21 += q2 * k1;
-        a30 += q3 * k0;
-        a31 += q3 * k1;
+        tile.add(q[cc], q[d + cc], q[2 * d + cc], q[3 * d + cc],
+                 kt + cc * static_cast<size_t>(ldkt) + j0);
       }
-      std::memcpy(acc[0], &a00, sizeof a00);
-      std::memcpy(acc[0] + 8, &a01, sizeof a01);
-      std::memcpy(acc[1], &a10, sizeof a10);
-      std::memcpy(acc[1] + 8, &a11, sizeof a11);
-      std::memcpy(acc[2], &a20, sizeof a20);
-      std::memcpy(acc[2] + 8, &a21, sizeof a21);
-      std::memcpy(acc[3], &a30, sizeof a30);
-      std::memcpy(acc[3] + 8, &a31, sizeof a31);
+      tile.store(acc[0], acc[1], acc[2], acc[3]);
     } else {
       for (int32_t c = 0; c < D; ++c) {
         const float* k = kt + static_cast<size_t>(c) * static_cast<size_t>(ldkt) + j0;
@@ -169,39 +193,14 @@ void accumulate_values(int32_t n_rows, int32_t n, const float* p, int32_t ldp, c
       float* r1 = acc + la + c0;
       float* r2 = acc + 2 * la + c0;
       float* r3 = acc + 3 * la + c0;
-      Vec8 a00, a01, a10, a11, a20, a21, a30, a31;  // 4 rows x 16 channels, in registers
-      std::memcpy(&a00, r0, sizeof a00);
-      std::memcpy(&a01, r0 + 8, sizeof a01);
-      std::memcpy(&a10, r1, sizeof a10);
-      std::memcpy(&a11, r1 + 8, sizeof a11);
-      std::memcpy(&a20, r2, sizeof a20);
-      std::memcpy(&a21, r2 + 8, sizeof a21);
-      std::memcpy(&a30, r3, sizeof a30);
-      std::memcpy(&a31, r3 + 8, sizeof a31);
+      Tile4x16 tile;  // 4 rows x 16 channels
+      tile.load(r0, r1, r2, r3);
       for (int32_t j = 0; j < n; ++j) {
-        const float* vj = v + static_cast<size_t>(j) * static_cast<size_t>(ldv) + c0;
         const size_t jj = static_cast<size_t>(j);
-        const float p0 = p[jj], p1 = p[lp + jj], p2 = p[2 * lp + jj], p3 = p[3 * lp + jj];
-        Vec8 v0, v1;
-        std::memcpy(&v0, vj, sizeof v0);
-        std::memcpy(&v1, vj + 8, sizeof v1);
-        a00 += p0 * v0;
-        a01 += p0 * v1;
-        a10 += p1 * v0;
-        a11 += p1 * v1;
-        a20 += p2 * v0;
-        a21 += p2 * v1;
-        a30 += p3 * v0;
-        a31 += p3 * v1;
+        tile.add(p[jj], p[lp + jj], p[2 * lp + jj], p[3 * lp + jj],
+                 v + jj * static_cast<size_t>(ldv) + c0);
       }
-      std::memcpy(r0, &a00, sizeof a00);
-      std::memcpy(r0 + 8, &a01, sizeof a01);
-      std::memcpy(r1, &a10, sizeof a10);
-      std::memcpy(r1 + 8, &a11, sizeof a11);
-      std::memcpy(r2, &a20, sizeof a20);
-      std::memcpy(r2 + 8, &a21, sizeof a21);
-      std::memcpy(r3, &a30, sizeof a30);
-      std::memcpy(r3 + 8, &a31, sizeof a31);
+      tile.store(r0, r1, r2, r3);
     }
     for (; c0 + 8 <= rank; c0 += 8) {  // a remaining half tile
       float* r0 = acc + c0;
