@@ -112,11 +112,8 @@ starkv_status starkv_profile_builder_create(starkv_context* ctx,
     auto handle = std::make_unique<starkv_profile_builder>();
     // A CUDA context builds on its device (cuBLAS + cuSOLVER); otherwise LAPACK on the CPU.
     std::unique_ptr<SpectrumSolver> solver;
-    if (ctx != nullptr) {
-      handle->backend = ctx->backend;
-      if (ctx->backend->kind() == STARKV_BACKEND_CUDA) {
-        solver = make_cuda_spectrum_solver(ctx->params.device);
-      }
+    if (ctx != nullptr && ctx->backend->kind() == STARKV_BACKEND_CUDA) {
+      solver = make_cuda_spectrum_solver(ctx->params.device);
     }
     handle->builder = std::make_unique<ProfileBuilder>(p, std::move(solver));
     *out = handle.release();

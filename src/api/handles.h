@@ -21,7 +21,6 @@ struct starkv_profile {
 };
 
 struct starkv_profile_builder {
-  std::shared_ptr<starkv::Backend> backend;  // may be null: the CPU
   std::unique_ptr<starkv::ProfileBuilder> builder;
 };
 

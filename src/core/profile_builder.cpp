@@ -194,8 +194,7 @@ void split_target_compression(float target, float* key_compression, float* value
 ProfileBuilder::ProfileBuilder(const starkv_profile_params& params,
                                std::unique_ptr<SpectrumSolver> solver)
     : params_(params),
-      own_solver_(std::move(solver)),
-      solver_(own_solver_ != nullptr ? own_solver_.get() : &cpu_spectrum_solver()) {
+      solver_(std::move(solver)) {
   validate_params(params_);
   uncompressed_layers_.assign(params.uncompressed_layers,
                               params.uncompressed_layers + params.n_uncompressed_layers);
@@ -413,7 +412,7 @@ void ProfileBuilder::add_layer(int32_t layer, const starkv_layer_data& data) {
     spectrum = std::make_unique<LayerSpectrum>();  // kept whole: nothing to decompose
     spectrum->source = LayerSpectrum::Source::kUncompressed;
   } else {
-    spectrum = spectrum_from_layer_data(params_, layer, data, *solver_);
+    spectrum = spectrum_from_layer_data(params_, layer, data, solver());
   }
   // Reported before the layer is kept, so a cancelled add_layer leaves the builder unchanged.
   report_progress(params_, "decompose", count_present(layers_) + 1, params_.n_layers);

@@ -31,9 +31,10 @@ class ProfileBuilder {
   std::unique_ptr<Profile> finish();
 
  private:
+  SpectrumSolver& solver() { return solver_ != nullptr ? *solver_ : cpu_spectrum_solver(); }
+
   starkv_profile_params params_;
-  std::unique_ptr<SpectrumSolver> own_solver_;  // null: the CPU solver
-  SpectrumSolver* solver_;
+  std::unique_ptr<SpectrumSolver> solver_;  // null: the CPU solver
   std::vector<int32_t> uncompressed_layers_;
   std::vector<std::unique_ptr<LayerSpectrum>> layers_;
   bool finished_ = false;

@@ -344,4 +344,17 @@ double profile_reconstruction_error(const SyntheticModel& model, const starkv::P
   return std::sqrt(num / den);
 }
 
+SyntheticModelSpec contrast_model_spec() {
+  SyntheticModelSpec s;
+  s.n_layers = 2;
+  s.hidden_dim = 256;
+  s.attention.n_heads = 8;
+  s.attention.n_kv_heads = 4;
+  s.attention.head_dim = 64;
+  s.key_decay = {{32.0f, 16.0f, 6.0f, 3.0f}, {24.0f, 10.0f, 4.0f, 2.0f}};
+  s.value_decay = {{10.0f, 10.0f, 10.0f, 10.0f}, {3.0f, 3.0f, 3.0f, 3.0f}};
+  s.seed = 2024;
+  return s;
+}
+
 }  // namespace starkv_test

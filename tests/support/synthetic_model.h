@@ -39,6 +39,11 @@ struct SyntheticModelSpec {
   uint32_t seed = 1;
 };
 
+// Two layers, GQA 8/4, D = 64, whose key heads run from nearly rank 4 (decay 32: σ_i ∝ e^{-i/2})
+// to slowly decaying (decay 2: σ_63 = σ_0/e²), and whose value blocks are steep in layer 0 and
+// much flatter in layer 1: the model where adaptive ranks should pay.
+SyntheticModelSpec contrast_model_spec();
+
 class SyntheticModel {
  public:
   explicit SyntheticModel(const SyntheticModelSpec& spec);

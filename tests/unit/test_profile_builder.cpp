@@ -22,30 +22,16 @@
 using starkv::FactorGroup;
 using starkv::Profile;
 using starkv::ProfileBuilder;
+using starkv_test::contrast_model_spec;
 using starkv_test::SyntheticModel;
 using starkv_test::SyntheticModelSpec;
 
 namespace {
 
-// Two layers, GQA 8/4, D = 64, whose key heads run from nearly rank 4 (decay 32: σ_i ∝ e^{-i/2})
-// to slowly decaying (decay 2: σ_63 = σ_0/e²), and whose value blocks are steep in layer 0 and
-// much flatter in layer 1: the model where adaptive ranks should pay.
-SyntheticModelSpec contrast_spec() {
-  SyntheticModelSpec s;
-  s.n_layers = 2;
-  s.hidden_dim = 256;
-  s.attention.n_heads = 8;
-  s.attention.n_kv_heads = 4;
-  s.attention.head_dim = 64;
-  s.key_decay = {{32.0f, 16.0f, 6.0f, 3.0f}, {24.0f, 10.0f, 4.0f, 2.0f}};
-  s.value_decay = {{10.0f, 10.0f, 10.0f, 10.0f}, {3.0f, 3.0f, 3.0f, 3.0f}};
-  s.seed = 2024;
-  return s;
-}
 
 // Built once: the model and its calibration and held-out tokens.
 struct ContrastModel {
-  SyntheticModel model{contrast_spec()};
+  SyntheticModel model{contrast_model_spec()};
   std::vector<float> calibration = model.hidden_states(256, 1);
   std::vector<float> held_out = model.hidden_states(128, 2);
 };
@@ -274,7 +260,7 @@ TEST(ProfileBuilder, JointKeysAndHeadwiseValuesWork) {
 // the tokens actually excite, so at the same ranks (static allocation) the reconstruction error on
 // fresh tokens of that distribution falls.
 TEST(ProfileBuilder, WhiteningWithCalibrationLowersTheError) {
-  SyntheticModelSpec spec = contrast_spec();
+  SyntheticModelSpec spec = contrast_model_spec();
   spec.n_layers = 1;
   spec.hidden_anisotropy = 8.0f;
   spec.key_decay = {{1.0f, 1.0f, 1.0f, 1.0f}};
