@@ -2,7 +2,7 @@
 # One device-machine session: configure and build (CUDA on, bindings/tools/samples off), run the
 # GPU tests, compute-sanitizer memcheck + racecheck on a small GPU test subset, then the benchmark
 # and the dense baseline, and merge them into one table. Logs go to $OUT (or ./bench-out).
-# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|quick|iter|ncuk|ncu|ncusrc|sass] ...
+# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|quick|iter|runner|ncuk|ncu|ncusrc|sass] ...
 #        (default: tests sanitize bench)
 set -o pipefail
 OUT=${OUT:-$PWD/bench-out}
@@ -11,9 +11,9 @@ mkdir -p "$OUT" "$LOGS"
 B=/tmp/starkv-build
 steps=${*:-tests sanitize bench}
 cmake -S . -B $B -G Ninja -DSTARKV_CUDA=ON -DSTARKV_BINDINGS=OFF -DSTARKV_BUILD_TOOLS=OFF \
-  -DSTARKV_BUILD_SAMPLES=OFF -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DSTARKV_BUILD_SAMPLES=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   > "$LOGS/configure.txt" 2>&1 || { tail -30 "$LOGS/configure.txt"; exit 1; }
-ninja -C $B starkv_gpu_tests decode_bench > "$LOGS/build.txt" 2>&1 \
+ninja -C $B starkv_gpu_tests decode_bench llama_runner > "$LOGS/build.txt" 2>&1 \
   || { grep -E "error|Error" -A3 "$LOGS/build.txt" | head -60; exit 1; }
 BENCH=$B/bench/decode_bench
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$LOGS/gpu.txt"
@@ -71,6 +71,16 @@ for s in $steps; do
         [ -n "$ITER_OLD" ] && STARKV_NO_FOLD=1 $BENCH --quick --comp 75% --bits $bits --reps 10 --out /tmp/it_old.jsonl 2>&1 | grep -v "^#" | sed 's/^/old: /' | tee -a "$OUT/iter.txt"
       done
       [ -n "$ITER_SDPA" ] && PYTHONUNBUFFERED=1 python3 bench/sdpa_baseline.py --quick --out "$OUT/sdpa_quick.jsonl" 2>&1 | tee -a "$OUT/iter.txt" ;;
+    runner)  # the model runner on CUDA: GPU vs CPU logits, then end-to-end decode throughput.
+      # SmolLM2's shape with random weights (this machine has no checkpoint) and the real SmolLM2
+      # profiles from PROFILES (default .device/profiles, carried here by the caller).
+      R=$B/samples/model_demo/llama_runner M=samples/model_demo/synthetic/smollm2-135m P=${PROFILES:-.device/profiles}
+      $R compare --synthetic-weights 7 --model-dir $M --max-tokens 256 --kv dense 2>&1 | tail -1 | tee -a "$OUT/runner.txt"
+      for p in r75-fp16-soft-calib r75-3_4-bit-soft-calib; do
+        $R compare --synthetic-weights 7 --model-dir $M --max-tokens 256 --kv starkv:$P/$p.starkv --max-rel-rms 1 2>&1 | tail -1 | tee -a "$OUT/runner.txt"
+      done
+      SYNTHETIC=7 CONTEXT=${CONTEXT:-8192} BUDGET_GIB=${BUDGET_GIB:-16} scripts/gpu_throughput.sh $R $M "$OUT/throughput" \
+        $P/r75-fp16-soft-calib.starkv $P/r75-3_4-bit-soft-calib.starkv 2>&1 | grep -E "^(==|result|memory|throughput|\|)" ;;
     quick)
       $BENCH --quick --out "$OUT/starkv_results.jsonl" 2>&1 | tee "$LOGS/bench.txt"
       PYTHONUNBUFFERED=1 python3 bench/sdpa_baseline.py --quick --out "$OUT/sdpa_results.jsonl" 2>&1 | tee "$LOGS/sdpa.txt"

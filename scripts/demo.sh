@@ -33,9 +33,20 @@ python3 samples/model_demo/evaluate.py --grid demo --jobs "$(nproc)" \
   --runner "$build/samples/model_demo/llama_runner" --starkv "$build/tools/starkv" \
   --work-dir "$build/model_eval"
 
-# On a GPU: the decode-attention speed at one Llama-sized shape (batch 16, 32K context, 75%
+# On a GPU: the model itself on CUDA (perplexity on the same 2,048 tokens, dense and starkv), then
+# end-to-end decode throughput at 8K context in a 16 GiB KV budget, dense fp16 vs the two starkv
+# profiles (scripts/gpu_throughput.sh), then the decode-attention speed at one Llama-sized shape (batch 16, 32K context, 75%
 # low-rank) against dense PyTorch SDPA when torch is installed. The full sweep is bench/run_gpu.sh.
 if [[ $cuda == ON ]]; then
+  runner=$build/samples/model_demo/llama_runner
+  profiles=$build/model_eval/profiles-w256
+  for kv in dense starkv:$profiles/r75-fp16-soft-calib.starkv starkv:$profiles/r75-3_4-bit-soft-calib.starkv; do
+    "$runner" ppl --device cuda --kv "$kv" --max-tokens 2048 --window 256 --stride 256 --quiet \
+      | grep -E "^(kv cache|result|time)"
+  done
+  scripts/gpu_throughput.sh "$runner" "${STARKV_CACHE:-$HOME/.cache/starkv}/smollm2-135m" \
+    "$build/gpu_throughput" "$profiles/r75-fp16-soft-calib.starkv" \
+    "$profiles/r75-3_4-bit-soft-calib.starkv"
   cmake --build "$build" -j"$(nproc)" --target decode_bench
   "$build/bench/decode_bench" --quick --comp 75% --out "$build/decode_starkv.jsonl"
   if python3 -c 'import torch' >/dev/null 2>&1; then

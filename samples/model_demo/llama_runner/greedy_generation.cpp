@@ -16,19 +16,19 @@ double seconds_since(Clock::time_point t0) {
 
 }  // namespace
 
-GenerationResult greedy_generate(LlamaForward& model, KvAttention& kv,
+GenerationResult greedy_generate(CausalLm& model,
                                  const std::vector<int32_t>& prompt, int n_new, int stop_token) {
   if (prompt.empty()) throw std::invalid_argument("empty prompt");
-  const int d = model.config().hidden_size, V = model.config().vocab_size;
+  const int V = model.config().vocab_size;
   GenerationResult r;
   std::vector<float> logits(static_cast<size_t>(V));
   std::vector<int32_t> positions(prompt.size());
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = int32_t(i);
-  kv.reset();
+  model.reset();
 
   auto t0 = Clock::now();
-  const float* hidden = model.forward(prompt.data(), positions.data(), int(prompt.size()), kv);
-  model.logits(hidden + (prompt.size() - 1) * size_t(d), 1, logits.data());
+  model.forward(prompt.data(), positions.data(), int(prompt.size()));
+  model.logits(int(prompt.size()) - 1, 1, logits.data());
   r.prefill_seconds = seconds_since(t0);
 
   t0 = Clock::now();
@@ -37,13 +37,13 @@ GenerationResult greedy_generate(LlamaForward& model, KvAttention& kv,
     const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     r.tokens.push_back(next);
     if (next == stop_token || step + 1 == n_new) break;
-    hidden = model.forward(&next, &pos, 1, kv);
-    model.logits(hidden, 1, logits.data());
+    model.forward(&next, &pos, 1);
+    model.logits(0, 1, logits.data());
     ++pos;
   }
   r.decode_seconds = seconds_since(t0);
-  r.cache_tokens = kv.length(0);
-  r.kv_bytes = kv.bytes_allocated();
+  r.cache_tokens = model.cache_tokens();
+  r.kv_bytes = model.kv_bytes_allocated();
   return r;
 }
 

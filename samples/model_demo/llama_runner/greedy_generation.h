@@ -6,8 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kv_attention.h"
-#include "llama_forward.h"
+#include "causal_lm.h"
 
 namespace llama_runner {
 
@@ -21,7 +20,7 @@ struct GenerationResult {
 
 // Generates up to n_new tokens after the prompt (stopping early at stop_token if it is >= 0).
 // kv is reset first.
-GenerationResult greedy_generate(LlamaForward& model, KvAttention& kv,
+GenerationResult greedy_generate(CausalLm& model,
                                  const std::vector<int32_t>& prompt, int n_new, int stop_token);
 
 }  // namespace llama_runner

@@ -4,6 +4,7 @@
 // another, so each takes a single GEMM per layer.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,5 +31,10 @@ struct ModelWeights {
 
 // Loads and checks every tensor's shape against cfg; throws std::runtime_error.
 ModelWeights load_model_weights(const std::string& safetensors_path, const ModelConfig& cfg);
+
+// Random weights of cfg's shape (uniform, standard deviation 0.02 like a Llama initialization,
+// rounded to fp16 as a checkpoint would be; norms 1). For runs where only the
+// shape matters — speed on a machine without the checkpoint — and for CPU/GPU agreement checks.
+ModelWeights synthetic_model_weights(const ModelConfig& cfg, uint64_t seed);
 
 }  // namespace llama_runner

@@ -14,14 +14,14 @@ constexpr int kLogitRows = 128;
 
 }  // namespace
 
-PerplexityResult evaluate_perplexity(LlamaForward& model, KvAttention& kv,
+PerplexityResult evaluate_perplexity(CausalLm& model,
                                      const std::vector<int32_t>& tokens, int window, int stride,
                                      const PerplexityProgress& progress) {
   if (window < 2) throw std::invalid_argument("window must be at least 2 tokens");
   if (stride < 1 || stride > window) throw std::invalid_argument("stride must be in [1, window]");
   const int64_t N = int64_t(tokens.size());
   if (N < 2) throw std::invalid_argument("need at least 2 tokens to score");
-  const int d = model.config().hidden_size, V = model.config().vocab_size;
+  const int V = model.config().vocab_size;
 
   PerplexityResult r;
   const auto t0 = std::chrono::steady_clock::now();
@@ -34,12 +34,12 @@ PerplexityResult evaluate_perplexity(LlamaForward& model, KvAttention& kv,
   for (int64_t begin = 0; scored_end < N; begin += stride) {
     const int64_t end = std::min(begin + window, N);
     const int n = int(end - begin);
-    kv.reset();
-    const float* hidden = model.forward(tokens.data() + begin, positions.data(), n, kv);
+    model.reset();
+    model.forward(tokens.data() + begin, positions.data(), n);
     r.tokens_processed += n;
     r.kv_tokens_peak = std::max<int64_t>(r.kv_tokens_peak, n);
-    r.kv_bytes_peak = std::max(r.kv_bytes_peak, kv.bytes_allocated());
-    r.kv_bytes_in_use_peak = std::max(r.kv_bytes_in_use_peak, kv.bytes_in_use());
+    r.kv_bytes_peak = std::max(r.kv_bytes_peak, model.kv_bytes_allocated());
+    r.kv_bytes_in_use_peak = std::max(r.kv_bytes_in_use_peak, model.kv_bytes_in_use());
 
     // Hidden row i predicts token begin + i + 1; score targets [first, end). The window's own
     // first token has no context inside it (skipped when stride == window).
@@ -47,7 +47,7 @@ PerplexityResult evaluate_perplexity(LlamaForward& model, KvAttention& kv,
     for (int64_t target = first; target < end; target += kLogitRows) {
       const int m = int(std::min<int64_t>(kLogitRows, end - target));
       const int64_t row0 = target - 1 - begin;
-      model.logits(hidden + row0 * d, m, logits.data());
+      model.logits(int(row0), m, logits.data());
       double chunk = 0.0;
       for (int i = 0; i < m; ++i) {
         const float* z = logits.data() + size_t(i) * size_t(V);

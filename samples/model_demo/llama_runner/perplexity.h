@@ -11,8 +11,7 @@
 #include <functional>
 #include <vector>
 
-#include "kv_attention.h"
-#include "llama_forward.h"
+#include "causal_lm.h"
 
 namespace llama_runner {
 
@@ -31,7 +30,7 @@ struct PerplexityResult {
 // Progress callback: (windows done, tokens scored so far, running mean NLL).
 using PerplexityProgress = std::function<void(int64_t, int64_t, double)>;
 
-PerplexityResult evaluate_perplexity(LlamaForward& model, KvAttention& kv,
+PerplexityResult evaluate_perplexity(CausalLm& model,
                                      const std::vector<int32_t>& tokens, int window, int stride,
                                      const PerplexityProgress& progress = nullptr);
 

@@ -19,11 +19,14 @@ class Rope {
   void apply(float* x, int n_tokens, int64_t row_stride, int n_heads,
              const int32_t* positions) const;
 
+  // cos and sin of the rope_dim/2 angles at a position (the CUDA runner uploads these tables).
+  void angles(int32_t position, float* cos_out, float* sin_out) const;
+
   RopeStyle style() const { return style_; }
   int head_dim() const { return head_dim_; }
+  int rope_dim() const { return rope_dim_; }
 
  private:
-  void angles(int32_t position, float* cos_out, float* sin_out) const;
 
   RopeStyle style_;
   int head_dim_, rope_dim_;

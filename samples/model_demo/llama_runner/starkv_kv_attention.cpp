@@ -54,19 +54,7 @@ StarkvKvAttention::StarkvKvAttention(const std::string& profile_path, const Mode
     throw;
   }
   layer_length_.assign(static_cast<size_t>(info_.n_layers), 0);
-  const std::string latents =
-      info_.inlier_bits == 32   ? "fp32"
-      : info_.inlier_bits == 16 ? "fp16"
-                                : std::to_string(info_.inlier_bits) + "/" +
-                                      std::to_string(info_.outlier_bits) + "-bit";
-  char text[240];
-  std::snprintf(text, sizeof text,
-                "starkv %.1f%% low-rank (%.1f%% on compressed layers), %s latents, %d of %d layers "
-                "uncompressed, %.2fx smaller than fp16",
-                100.0 * info_.low_rank_compression,
-                100.0 * info_.low_rank_compression_compressed_layers, latents.c_str(),
-                info_.n_uncompressed_layers, info_.n_layers, info_.compression_factor);
-  description_ = text;
+  description_ = describe_starkv_profile(info_);
   reset();
 }
 
@@ -139,5 +127,21 @@ size_t StarkvKvAttention::bytes_in_use() const {
 }
 
 std::string StarkvKvAttention::describe() const { return description_; }
+
+std::string describe_starkv_profile(const starkv_profile_info& info) {
+  const std::string latents = info.inlier_bits == 32   ? "fp32"
+                              : info.inlier_bits == 16 ? "fp16"
+                                                       : std::to_string(info.inlier_bits) + "/" +
+                                                             std::to_string(info.outlier_bits) +
+                                                             "-bit";
+  char text[240];
+  std::snprintf(text, sizeof text,
+                "starkv %.1f%% low-rank (%.1f%% on compressed layers), %s latents, %d of %d layers "
+                "uncompressed, %.2fx smaller than fp16",
+                100.0 * info.low_rank_compression,
+                100.0 * info.low_rank_compression_compressed_layers, latents.c_str(),
+                info.n_uncompressed_layers, info.n_layers, info.compression_factor);
+  return text;
+}
 
 }  // namespace llama_runner

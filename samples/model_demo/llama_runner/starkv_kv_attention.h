@@ -58,4 +58,7 @@ class StarkvKvAttention final : public KvAttention {
   std::string description_;
 };
 
+// One line naming a profile's compression, e.g. "starkv 75.0% low-rank (...), fp16 latents, ...".
+std::string describe_starkv_profile(const starkv_profile_info& info);
+
 }  // namespace llama_runner
