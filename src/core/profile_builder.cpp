@@ -1,7 +1,7 @@
 // The profile builder's orchestration (profile_builder.h): validate the params, keep each layer's
 // spectrum as it is added, and at finish allocate ranks over all layers, cut the factors, fold the
 // quantizer's rotations in and lay the rows out. The math lives elsewhere: decomposition.cpp (SVD),
-// rank_*.cpp (allocators), attention_distill_loss.cpp (the soft-threshold loss).
+// rank_*.cpp (allocators), attention_distill_loss.h (the soft-threshold loss, on the CPU or a GPU).
 #include "core/profile_builder.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/attention_distill_loss.h"
+#include "core/cpu_attention_distill_loss.h"
 #include "core/enum_value.h"
 #include "core/error.h"
 #include "core/hadamard.h"
@@ -268,8 +269,12 @@ struct RankSetup {
 // Budgets (DESIGN §2.4): (1 − compression) of the dense G*D channels of every counted layer, for
 // keys and for values; the decomposed groups share what the imported layers and, when they count,
 // the uncompressed layers leave over. Also records calibrated/imported.
+// The distillation losses run where the builder's solver runs: on its CUDA device when it has one
+// (cuda_device >= 0; the losses share one stream and cuBLAS handle), else on the CPU. The
+// allocator evaluates every layer's loss on every step, most of a calibrated build's arithmetic.
 RankSetup rank_setup(const starkv_profile_params& p, Profile& profile,
-                     const std::vector<std::unique_ptr<LayerSpectrum>>& layers) {
+                     const std::vector<std::unique_ptr<LayerSpectrum>>& layers,
+                     int32_t cuda_device) {
   using Source = LayerSpectrum::Source;
   const int32_t width = p.n_kv_heads * p.head_dim;
   BuildRecord& record = profile.record;
@@ -295,6 +300,7 @@ RankSetup rank_setup(const starkv_profile_params& p, Profile& profile,
   problem.key_budget = (1.0 - record.key_compression) * dense - taken_keys;
   problem.value_budget = (1.0 - record.value_compression) * dense - taken_values;
 
+  std::shared_ptr<CudaDistillQueue> queue;  // made with the first CUDA loss
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerSpectrum& s = *layers[l];
     if (s.source != Source::kDecomposed) continue;
@@ -311,8 +317,15 @@ RankSetup rank_setup(const starkv_profile_params& p, Profile& profile,
       problem.values.push_back({index, &g, 1, p.value_rank_tile});
     }
     if (p.allocator == STARKV_ALLOC_SOFT_THRESHOLD && s.distill.has_queries()) {
-      setup.losses.push_back(std::make_unique<AttentionDistillLoss>(
-          profile.shape, profile.rope, profile.attention_scale, s.distill, s.keys, s.values));
+      if (cuda_device >= 0) {
+        if (queue == nullptr) queue = make_cuda_distill_queue(cuda_device);
+        setup.losses.push_back(make_cuda_attention_distill_loss(queue, profile.shape, profile.rope,
+                                                                profile.attention_scale, s.distill,
+                                                                s.keys, s.values));
+      } else {
+        setup.losses.push_back(std::make_unique<CpuAttentionDistillLoss>(
+            profile.shape, profile.rope, profile.attention_scale, s.distill, s.keys, s.values));
+      }
       layer.loss = setup.losses.back().get();
     }
     setup.problem_layer_of[l] = index;
@@ -443,7 +456,7 @@ std::unique_ptr<Profile> ProfileBuilder::finish() {
   }
 
   std::unique_ptr<Profile> profile = profile_skeleton(params_);
-  RankSetup setup = rank_setup(params_, *profile, layers_);
+  RankSetup setup = rank_setup(params_, *profile, layers_, solver().cuda_device());
   const RankAllocation allocation =
       setup.problem.layers.empty() ? RankAllocation{} : run_allocator(params_, setup.problem);
 

@@ -15,6 +15,7 @@ namespace {
 class CpuSpectrumSolver final : public SpectrumSolver {
  public:
   const char* name() const override { return "cpu"; }
+  int32_t cuda_device() const override { return -1; }
 
   void multiply(int64_t m, int64_t n, int64_t k, const double* a, const double* b,
                 double* c) override {

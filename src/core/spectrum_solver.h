@@ -23,6 +23,9 @@ class SpectrumSolver {
  public:
   virtual ~SpectrumSolver() = default;
   virtual const char* name() const = 0;
+  // The CUDA device the solver computes on, or -1 for the CPU. The builder runs the
+  // soft-threshold distillation losses on the same device (profile_builder.cpp).
+  virtual int32_t cuda_device() const = 0;
 
   // c[m x n] = a[m x k] · b[k x n], all row-major.
   virtual void multiply(int64_t m, int64_t n, int64_t k, const double* a, const double* b,

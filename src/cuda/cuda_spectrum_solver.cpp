@@ -62,6 +62,7 @@ class CudaSpectrumSolver final : public SpectrumSolver {
   CudaSpectrumSolver& operator=(const CudaSpectrumSolver&) = delete;
 
   const char* name() const override { return "cuda"; }
+  int32_t cuda_device() const override { return device_; }
 
   void multiply(int64_t m, int64_t n, int64_t k, const double* a, const double* b,
                 double* c) override {

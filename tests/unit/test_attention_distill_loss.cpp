@@ -1,4 +1,5 @@
-// The layer-local distillation loss (src/core/attention_distill_loss.h): its value against an
+// The layer-local distillation loss on the CPU (src/core/cpu_attention_distill_loss.h; the GPU
+// one is checked against it in tests/gpu/test_cuda_distill_loss.cpp): its value against an
 // independent fp64 attention, and its hand-written gradient against finite differences, for MHA
 // and GQA, head-wise and joint groups, both RoPE pairings.
 #include <gtest/gtest.h>
@@ -8,12 +9,12 @@
 #include <random>
 #include <vector>
 
-#include "core/attention_distill_loss.h"
+#include "core/cpu_attention_distill_loss.h"
 #include "core/decomposition.h"
 #include "core/rope.h"
 #include "support/synthetic_model.h"
 
-using starkv::AttentionDistillLoss;
+using starkv::CpuAttentionDistillLoss;
 using starkv::GroupSpectrum;
 using Masks = std::vector<std::vector<double>>;
 
@@ -72,8 +73,8 @@ struct Fixture {
     value_groups = pca(sample.values, c.values);
   }
 
-  AttentionDistillLoss loss() const {
-    return AttentionDistillLoss(shape, rope, scale, sample, key_groups, value_groups);
+  CpuAttentionDistillLoss loss() const {
+    return CpuAttentionDistillLoss(shape, rope, scale, sample, key_groups, value_groups);
   }
 
   Masks random_masks(const std::vector<GroupSpectrum>& groups, uint32_t seed) const {
@@ -125,7 +126,7 @@ const Case kCases[] = {
 TEST(AttentionDistillLoss, FullMasksReproduceTheReference) {
   for (const Case& c : kCases) {
     Fixture f(c);
-    AttentionDistillLoss loss = f.loss();
+    CpuAttentionDistillLoss loss = f.loss();
     Masks keys, values;
     for (const GroupSpectrum& g : f.key_groups)
       keys.emplace_back(static_cast<size_t>(g.in_dim), 1.0);
@@ -143,7 +144,7 @@ TEST(AttentionDistillLoss, LossIsTheRelativeAttentionOutputError) {
   for (int32_t n_tokens : {24, 100}) {
     for (const Case& c : kCases) {
       Fixture f(c, n_tokens);
-      AttentionDistillLoss loss = f.loss();
+      CpuAttentionDistillLoss loss = f.loss();
       ASSERT_EQ(loss.query_rows(), std::min(n_tokens, 64));
       const Masks keys = f.random_masks(f.key_groups, 3),
                   values = f.random_masks(f.value_groups, 4);
@@ -172,7 +173,7 @@ TEST(AttentionDistillLoss, LossIsTheRelativeAttentionOutputError) {
 TEST(AttentionDistillLoss, GradientMatchesFiniteDifferences) {
   for (const Case& c : kCases) {
     Fixture f(c, &c == &kCases[1] ? 100 : 24);  // one case with fewer query rows than tokens
-    AttentionDistillLoss loss = f.loss();
+    CpuAttentionDistillLoss loss = f.loss();
     Masks keys = f.random_masks(f.key_groups, 5), values = f.random_masks(f.value_groups, 6);
     // Drop the tail of each key group entirely, as a threshold would: the gradient is still
     // defined there (the loss is smooth in the masks).
@@ -213,7 +214,7 @@ TEST(AttentionDistillLoss, GradientMatchesFiniteDifferences) {
 // Dropping the strongest direction of a group costs more than dropping its weakest.
 TEST(AttentionDistillLoss, StrongDirectionsMatterMore) {
   Fixture f(kCases[0]);
-  AttentionDistillLoss loss = f.loss();
+  CpuAttentionDistillLoss loss = f.loss();
   Masks keys, values;
   for (const GroupSpectrum& g : f.key_groups) keys.emplace_back(static_cast<size_t>(g.in_dim), 1.0);
   for (const GroupSpectrum& g : f.value_groups)

@@ -1,4 +1,4 @@
-#include "core/attention_distill_loss.h"
+#include "core/cpu_attention_distill_loss.h"
 
 #include <cblas.h>
 
@@ -11,12 +11,6 @@
 
 namespace starkv {
 namespace {
-
-// The loss reads the outputs of the last kQueryRows calibration tokens only: each of them attends
-// to up to n keys (long, decode-like contexts), and every key and value of the sample is still
-// reconstructed and attended to. At n = 256 that is a quarter of the attention work of using every
-// row, for the same quantity measured.
-constexpr int32_t kQueryRows = 64;
 
 size_t at(int64_t row, int64_t col, int64_t stride) {
   return static_cast<size_t>(row) * static_cast<size_t>(stride) + static_cast<size_t>(col);
@@ -32,16 +26,17 @@ int32_t active_channels(const std::vector<double>& mask) {
 
 }  // namespace
 
-AttentionDistillLoss::AttentionDistillLoss(const ModelShape& shape, const RopeConfig& rope,
-                                           float attention_scale, const DistillSample& sample,
-                                           const std::vector<GroupSpectrum>& key_groups,
-                                           const std::vector<GroupSpectrum>& value_groups)
-    : n_(sample.n_tokens),
+CpuAttentionDistillLoss::CpuAttentionDistillLoss(const ModelShape& shape, const RopeConfig& rope,
+                                                 float attention_scale, const DistillSample& sample,
+                                                 const std::vector<GroupSpectrum>& key_groups,
+                                                 const std::vector<GroupSpectrum>& value_groups)
+    : AttentionDistillLoss(sample.n_tokens),
+      n_(sample.n_tokens),
       n_heads_(shape.n_heads),
       n_kv_heads_(shape.n_kv_heads),
       head_dim_(shape.head_dim),
       width_(shape.kv_width()),
-      n_queries_(std::min(n_, kQueryRows)),
+      n_queries_(query_rows()),
       first_query_(n_ - n_queries_),
       scale_(attention_scale),
       rope_(rope) {
@@ -84,9 +79,9 @@ AttentionDistillLoss::AttentionDistillLoss(const ModelShape& shape, const RopeCo
   for (float o : reference_) reference_norm2_ += static_cast<double>(o) * o;
 }
 
-void AttentionDistillLoss::reconstruct(const std::vector<Group>& groups,
-                                       const std::vector<std::vector<double>>& masks,
-                                       std::vector<float>& out) {
+void CpuAttentionDistillLoss::reconstruct(const std::vector<Group>& groups,
+                                          const std::vector<std::vector<double>>& masks,
+                                          std::vector<float>& out) {
   std::vector<float> masked;
   for (size_t j = 0; j < groups.size(); ++j) {
     const Group& g = groups[j];
@@ -113,9 +108,10 @@ void AttentionDistillLoss::reconstruct(const std::vector<Group>& groups,
   }
 }
 
-double AttentionDistillLoss::attend(const std::vector<float>& keys,
-                                    const std::vector<float>& values, std::vector<float>* key_grad,
-                                    std::vector<float>* value_grad) {
+double CpuAttentionDistillLoss::attend(const std::vector<float>& keys,
+                                       const std::vector<float>& values,
+                                       std::vector<float>* key_grad,
+                                       std::vector<float>* value_grad) {
   const bool with_loss = !reference_.empty();
   const bool with_grad = key_grad != nullptr;
   const int32_t n = n_, nq = n_queries_, D = head_dim_, hd = n_heads_ * head_dim_;
@@ -201,9 +197,9 @@ double AttentionDistillLoss::attend(const std::vector<float>& keys,
   return with_loss ? loss / reference_norm2_ : 0.0;
 }
 
-void AttentionDistillLoss::mask_gradient(const std::vector<Group>& groups,
-                                         const std::vector<float>& dx, int32_t width, int32_t n,
-                                         std::vector<std::vector<double>>& grad) {
+void CpuAttentionDistillLoss::mask_gradient(const std::vector<Group>& groups,
+                                            const std::vector<float>& dx, int32_t width, int32_t n,
+                                            std::vector<std::vector<double>>& grad) {
   grad.resize(groups.size());
   std::vector<float> projected;
   for (size_t j = 0; j < groups.size(); ++j) {
@@ -223,10 +219,10 @@ void AttentionDistillLoss::mask_gradient(const std::vector<Group>& groups,
   }
 }
 
-double AttentionDistillLoss::evaluate(const std::vector<std::vector<double>>& key_masks,
-                                      const std::vector<std::vector<double>>& value_masks,
-                                      std::vector<std::vector<double>>* key_grad,
-                                      std::vector<std::vector<double>>* value_grad) {
+double CpuAttentionDistillLoss::evaluate(const std::vector<std::vector<double>>& key_masks,
+                                         const std::vector<std::vector<double>>& value_masks,
+                                         std::vector<std::vector<double>>* key_grad,
+                                         std::vector<std::vector<double>>* value_grad) {
   require(key_masks.size() == key_groups_.size() && value_masks.size() == value_groups_.size(),
           STARKV_ERR_INTERNAL, "one mask per factor group is needed");
   reconstruct(key_groups_, key_masks, keys_hat_);
