@@ -182,11 +182,69 @@ __device__ __forceinline__ void stage_tile(const LayerView& layer,
   if (commit) cp_async_commit();
 }
 
+// A block descriptor (read-only for the whole launch: two 16-byte loads through the read-only path;
+// device arrays are cudaMalloc'ed and DevBlock is 32 bytes, so each element is 16-byte aligned).
+__device__ __forceinline__ DevBlock load_block(const LayerView& layer, int b) {
+  const int4* p = reinterpret_cast<const int4*>(layer.blocks + b);
+  const int4 u = __ldg(p), v = __ldg(p + 1);
+  return DevBlock{u.x, u.y, u.z, u.w, v.x, v.y, v.z, v.w};
+}
+
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) {
+  return *reinterpret_cast<const uint16_t*>(p);
+}
+
+// The bit stream of a staged row r (16-byte aligned) from bit p on: lo = bits [p, p + 32) and, for
+// sb > 4, hi = bits [p + 32, p + 64) (else 0). Only the aligned 32-bit words that hold bits
+// [p, p + 8 * sb) are read (one or two, three for sb = 8): they start at most 3 bytes before the
+// window's first byte and end at most 3 bytes after its last, i.e. inside the 16-byte staged unit
+// of either end (staged ranges are 16-byte aligned) -- the same units that a byte-by-byte read of
+// the window touches.
+__device__ __forceinline__ void load_code_window(const uint8_t* r, int p, int sb, uint32_t& lo,
+                                                 uint32_t& hi) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p >> 5);
+  const int sh = p & 31, end = sh + 8 * sb;
+  const uint32_t w0 = w[0];
+  const uint32_t w1 = end > 32 ? w[1] : 0u;
+  lo = __funnelshift_r(w0, w1, sh);
+  hi = 0u;
+  if (sb > 4) {
+    const uint32_t w2 = end > 64 ? w[2] : 0u;
+    hi = __funnelshift_r(w1, w2, sh);
+  }
+}
+
+// Ones in the halves 2i, 2i + 1 of a group of 8 that are below n (n in [0, 8]).
+__device__ __forceinline__ uint32_t halves_below(int n, int i) {
+  const int s = 16 * n - 32 * i;
+  return __funnelshift_lc(0xffffffffu, 0u, s > 0 ? s : 0);  // low min(s, 32) bits
+}
+
+// Eight fp16 values as a uint4 from floats (the 16/32-bit blocks: the float path as before).
+__device__ __forceinline__ uint4 pack8_rn(const float (&v)[8]) {
+  uint4 o;
+  o.x = __half_as_ushort(__float2half_rn(v[0])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[1]))) << 16);
+  o.y = __half_as_ushort(__float2half_rn(v[2])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[3]))) << 16);
+  o.z = __half_as_ushort(__float2half_rn(v[4])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[5]))) << 16);
+  o.w = __half_as_ushort(__float2half_rn(v[6])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[7]))) << 16);
+  return o;
+}
+
+__device__ __forceinline__ __half half_of(const uint4& z, int k) {
+  const uint32_t w = k < 2 ? z.x : k < 4 ? z.y : k < 6 ? z.z : z.w;
+  return __ushort_as_half(static_cast<unsigned short>(w >> (16 * (k & 1))));
+}
+
 // Decodes layer channels [c_lo, c_hi) of the tile's tokens from the staged rows, block by block
 // (a block's width, scale and position are uniform). Lane = token (T == 32); each warp takes
 // groups of 8 consecutive codes of a block, which occupy exactly storage_bits bytes (8 fp16
-// values = 16 bytes), so a lane reads a few bytes and writes 8 values. A staged row holds row
-// byte b at b + shift (codes) and the scale region at raw_key + raw_value bytes.
+// values = 16 bytes), so a lane reads one to three aligned words (load_code_window), dequantizes
+// them in half2 (dequant8, the same bits as the float formula) and writes 8 values. A staged row
+// holds row byte b at b + shift (codes) and the scale region at raw_key + raw_value bytes.
 // Keys go to lk[t][column] (columns from key_columns), values to lvt[c - lv_first][t].
 template <bool kKeys>
 __device__ __forceinline__ void decode_range(const LayerView& layer, int c_lo, int c_hi,
@@ -199,7 +257,7 @@ __device__ __forceinline__ void decode_range(const LayerView& layer, int c_lo, i
   const bool valid = lane < n_valid;
   const int b_end = layer.channel_block[c_hi - 1] + 1;
   for (int b = layer.channel_block[c_lo]; b < b_end; ++b) {
-    const DevBlock blk = layer.blocks[b];
+    const DevBlock blk = load_block(layer, b);
     const int lo = c_lo > blk.first_channel ? c_lo : blk.first_channel;
     const int end = blk.first_channel + blk.n_channels;
     const int hi = c_hi < end ? c_hi : end;
@@ -208,40 +266,41 @@ __device__ __forceinline__ void decode_range(const LayerView& layer, int c_lo, i
     const int j0 = lo - blk.first_channel, j1 = hi - blk.first_channel;
     const int bits = blk.bits, sb = blk.storage_bits;
     const int base = blk.byte_offset + shift;
-    const uint32_t mask = sb < 32 ? (1u << sb) - 1u : 0xffffffffu;
-    const float mid = bits < 16 ? static_cast<float>(1 << (bits - 1)) - 0.5f : 0.0f;
-    const float scale =
-        (bits < 16 && valid)
-            ? __half2float(*reinterpret_cast<const __half*>(r + blk.scale_offset + scale_shift))
-            : 0.0f;
+    const uint16_t scale_bits =
+        (bits < 16 && valid) ? ld_u16(r + blk.scale_offset + scale_shift) : uint16_t{0};
+    // Keys: channel j of the block goes to column dst0 + j - j0; whole groups whose columns start
+    // at a multiple of 8 take one 16-byte store (lk rows are 16-byte aligned: ks % 8 == 0).
+    const bool vec_store = kKeys && ((dst0 - j0) & 7) == 0;
     for (int g = (j0 >> 3) + warp; g < (j1 + 7) >> 3; g += kWarps) {
-      float v[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) v[k] = 0.0f;
+      uint4 z = make_uint4(0u, 0u, 0u, 0u);
       if (valid) {
-        if (bits == 16) {
-          const __half* p = reinterpret_cast<const __half*>(r + base) + 8 * g;
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = __half2float(p[k]);
-        } else if (bits == 32) {
-          const float* p = reinterpret_cast<const float*>(r + base) + 8 * g;
-#pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = p[k];
+        if (bits < 16) {  // 8 codes = sb bytes from bit 8 * (base + g * sb) of the row
+          uint32_t wlo, whi;
+          load_code_window(r, 8 * (base + g * sb), sb, wlo, whi);
+          z = dequant8(wlo, whi, sb, bits, scale_bits);
         } else {
-          const uint8_t* p = r + base + g * sb;  // 8 codes = sb bytes
-          uint64_t w = 0;
-          for (int q = 0; q < sb; ++q) w |= static_cast<uint64_t>(p[q]) << (8 * q);
+          float v[8];
+          if (bits == 16) {
+            const __half* p = reinterpret_cast<const __half*>(r + base) + 8 * g;
 #pragma unroll
-          for (int k = 0; k < 8; ++k) {
-            v[k] = (static_cast<float>(static_cast<uint32_t>(w >> (k * sb)) & mask) - mid) * scale;
+            for (int k = 0; k < 8; ++k) v[k] = __half2float(p[k]);
+          } else {
+            const float* p = reinterpret_cast<const float*>(r + base) + 8 * g;
+#pragma unroll
+            for (int k = 0; k < 8; ++k) v[k] = p[k];
           }
+          z = pack8_rn(v);
         }
+      }
+      if (kKeys && vec_store && 8 * g >= j0 && 8 * g + 8 <= j1) {
+        *reinterpret_cast<uint4*>(lk + lane * ks + dst0 + (8 * g - j0)) = z;
+        continue;
       }
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
         const int j = 8 * g + k;
         if (j >= j0 && j < j1) {
-          const __half h = __float2half_rn(v[k]);
+          const __half h = half_of(z, k);
           if (kKeys) {
             lk[lane * ks + dst0 + (j - j0)] = h;
           } else {
@@ -627,75 +686,68 @@ __host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padd
          (l.values_fp16 ? 0 : align16(sizeof(__half) * T * kZStride));
 }
 
-// Decodes value channels [c_first, c_first + 8) (layer channel indices) of token `lane` from its
-// staged row r (row byte b at b + shift, scales at their offset + scale_shift) into 8 halves.
+// Decodes layer channels [c_first, c_first + 8) of one token from its staged row r (row byte b at
+// b + shift, scales at their offset + scale_shift) into 8 halves; channels at or past c_end and
+// invalid tokens give +0. The channels are taken block by block (a warp-uniform loop; usually one
+// block holds all 8): a quantized block's 8-code window from the group's first channel in it,
+// dequantized in half2 (dequant8) and merged into the halves it covers; 16/32-bit blocks channel
+// by channel through float, as before. A window starts at a staged code (the first of the group
+// in its block) and spans sb <= 8 bytes (+1 when it starts inside a byte), so its words lie in the
+// 16-byte unit of that code or the next one; in every staged row a staged code range is followed
+// by at least one more unit (value slack, padding or the scale region of the same row).
 __device__ __forceinline__ uint4 decode_value_group(const LayerView& layer, const uint8_t* r,
                                                     int shift, int scale_shift, int c_first,
                                                     int c_end, bool valid) {
-  float v[8];
+  uint4 out = make_uint4(0u, 0u, 0u, 0u);
+  if (!valid) return out;
+  const int n = c_end - c_first < 8 ? c_end - c_first : 8;  // channels to decode (>= 1)
+  int k0 = 0;  // first half not yet decoded
+  DevBlock b = load_block(layer, __ldg(layer.channel_block + c_first));
+  while (true) {
+    const int bend = b.first_channel + b.n_channels - c_first;  // halves [k0, k1) in block b
+    const int k1 = n < bend ? n : bend;
+    const int j = c_first + k0 - b.first_channel;  // block index of channel c_first + k0
+    if (b.bits < 16) {
+      const int sb = b.storage_bits;
+      uint32_t lo, hi;
+      load_code_window(r, 8 * (b.byte_offset + shift) + j * sb, sb, lo, hi);
+      if (k0 > 0) {  // code 0 of the window belongs in half k0 (k0 * sb <= 56)
+        const uint64_t w = ((static_cast<uint64_t>(hi) << 32) | lo) << (k0 * sb);
+        lo = static_cast<uint32_t>(w);
+        hi = static_cast<uint32_t>(w >> 32);
+      }
+      const uint4 z = dequant8(lo, hi, sb, b.bits, ld_u16(r + b.scale_offset + scale_shift));
+      if (k0 == 0 && k1 == 8) return z;  // the common case: one block, all 8 channels
+      const uint32_t m0 = halves_below(k1, 0) & ~halves_below(k0, 0);
+      const uint32_t m1 = halves_below(k1, 1) & ~halves_below(k0, 1);
+      const uint32_t m2 = halves_below(k1, 2) & ~halves_below(k0, 2);
+      const uint32_t m3 = halves_below(k1, 3) & ~halves_below(k0, 3);
+      out.x |= z.x & m0;
+      out.y |= z.y & m1;
+      out.z |= z.z & m2;
+      out.w |= z.w & m3;
+    } else {
+      float v[8];
 #pragma unroll
-  for (int k = 0; k < 8; ++k) v[k] = 0.0f;
-  const DevBlock blk = layer.blocks[layer.channel_block[c_first]];
-  const bool uniform = blk.bits < 16 && c_first + 8 <= c_end &&
-                       c_first + 8 <= blk.first_channel + blk.n_channels;
-  if (uniform) {  // (warp-uniform) 8 codes of one block: one 64-bit window of the bit stream
-    if (valid) {
-      const int sb = blk.storage_bits;
-      const int p0 = (blk.byte_offset + shift) * 8 + (c_first - blk.first_channel) * sb;
-      const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p0 >> 5);
-      const int sh = p0 & 31;
-      const uint32_t w0 = w[0], w1 = w[1];
-      const uint32_t w2 = sh + 8 * sb > 64 ? w[2] : 0u;
-      const uint64_t bitsw = (static_cast<uint64_t>(__funnelshift_r(w1, w2, sh)) << 32) |
-                             __funnelshift_r(w0, w1, sh);
-      const uint32_t mask = (1u << sb) - 1u;
-      const float mid = static_cast<float>(1 << (blk.bits - 1)) - 0.5f;
-      const float scale =
-          __half2float(*reinterpret_cast<const __half*>(r + blk.scale_offset + scale_shift));
-#pragma unroll
-      for (int k = 0; k < 8; ++k)
-        v[k] = (static_cast<float>(static_cast<uint32_t>(bitsw >> (k * sb)) & mask) - mid) * scale;
-    }
-  } else {  // per channel: block boundaries, the end of the range, 16/32-bit blocks
-    DevBlock b = blk;
-    int bend = b.first_channel + b.n_channels;
-    float mid = 0.0f, scale = 0.0f;
-    if (valid && b.bits < 16) {
-      mid = static_cast<float>(1 << (b.bits - 1)) - 0.5f;
-      scale = __half2float(*reinterpret_cast<const __half*>(r + b.scale_offset + scale_shift));
-    }
-    for (int k = 0; k < 8; ++k) {
-      const int c = c_first + k;
-      if (c >= c_end) break;
-      if (c >= bend) {  // (warp-uniform) the next block
-        b = layer.blocks[layer.channel_block[c]];
-        bend = b.first_channel + b.n_channels;
-        if (valid && b.bits < 16) {
-          mid = static_cast<float>(1 << (b.bits - 1)) - 0.5f;
-          scale = __half2float(*reinterpret_cast<const __half*>(r + b.scale_offset + scale_shift));
+      for (int k = 0; k < 8; ++k) {
+        const int e = j + (k - k0);  // element index in the block
+        v[k] = 0.0f;
+        if (k >= k0 && k < k1) {
+          const uint8_t* p = r + b.byte_offset + shift;
+          v[k] = b.bits == 16 ? __half2float(*reinterpret_cast<const __half*>(p + 2 * e))
+                              : *reinterpret_cast<const float*>(p + 4 * e);
         }
       }
-      if (!valid) continue;
-      const int j = c - b.first_channel;
-      if (b.bits == 16) {
-        v[k] = __half2float(*reinterpret_cast<const __half*>(r + b.byte_offset + shift + 2 * j));
-      } else if (b.bits == 32) {
-        v[k] = *reinterpret_cast<const float*>(r + b.byte_offset + shift + 4 * j);
-      } else {
-        const int sb = b.storage_bits;
-        const int p = (b.byte_offset + shift) * 8 + j * sb;
-        const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p >> 5);
-        const uint32_t x = __funnelshift_r(w[0], (p & 31) + sb > 32 ? w[1] : 0u, p & 31);
-        v[k] = (static_cast<float>(x & ((1u << sb) - 1u)) - mid) * scale;
-      }
+      const uint4 z = pack8_rn(v);  // +0 outside [k0, k1)
+      out.x |= z.x;
+      out.y |= z.y;
+      out.z |= z.z;
+      out.w |= z.w;
     }
+    if (k1 >= n) return out;
+    k0 = k1;
+    b = load_block(layer, __ldg(layer.channel_block + c_first + k0));
   }
-  uint4 out;
-  out.x = __half_as_ushort(__float2half_rn(v[0])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[1]))) << 16);
-  out.y = __half_as_ushort(__float2half_rn(v[2])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[3]))) << 16);
-  out.z = __half_as_ushort(__float2half_rn(v[4])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[5]))) << 16);
-  out.w = __half_as_ushort(__float2half_rn(v[6])) | (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[7]))) << 16);
-  return out;
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
