@@ -97,8 +97,11 @@ class CudaBackend : public Backend {
       const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
       layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&
                         std::getenv("STARKV_NO_FOLD") == nullptr;
+      // The fused kernel runs only for layers that do not take the split path, so only they need
+      // its tile to fit (a wide joint value group, e.g. rank 2458 of 32 heads x 128, does not,
+      // and the split path's kernels handle it).
       const size_t smem = kernels::attention_smem_bytes(layer->view, storage->model.view);
-      require(smem <= static_cast<size_t>(max_smem_), STARKV_ERR_UNSUPPORTED,
+      require(layer->use_split || smem <= static_cast<size_t>(max_smem_), STARKV_ERR_UNSUPPORTED,
               "a layer's attention tile needs " + std::to_string(smem) +
                   " bytes of shared memory, more than the device's " + std::to_string(max_smem_));
     }

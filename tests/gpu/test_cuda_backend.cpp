@@ -486,6 +486,25 @@ TEST(CudaBackend, ManyHeadsPartialRotaryAndSixteenBitIo) {
   }
 }
 
+// A joint value group so wide that the fused kernel's tile would not fit in shared memory (the
+// Llama-2-7B-like layer at 50%: 32 heads x 128, value rank 2458, fp16): the pool must still be
+// created, and the split path must match the CPU.
+TEST(CudaBackend, WideJointValueGroupTakesTheSplitPath) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 32;
+  spec.G = 32;
+  spec.D = 128;
+  spec.key_ranks.assign(32, 51);
+  spec.value_ranks = {2458};
+  spec.n_layers = 1;
+  Twin twin(spec, 61u, 64, 320);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+  twin.append_latents(seqs, 300, 19u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {300, 77}, 43u);
+  EXPECT_LE(rel_error(gpu, cpu), 2e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
 TEST(CudaBackend, LongContextSplitsMatchCpu) {
   SKIP_WITHOUT_GPU();
   ProfileSpec spec;
