@@ -1,7 +1,8 @@
 // decode_bench: times starkv decode attention (one layer, one decode step) and append (per token)
 // on the CUDA backend, for Llama-2-7B-like (H=G=32, D=128) and Llama-3-8B-like (H=32, G=8, D=128)
 // layers, batches 1/16/64, contexts 4K..128K (where memory allows), ranks of a 75% (keys 80% /
-// values 70%) and a 60% (keys 70% / values 50%) profile, latents fp16, 4-bit and 3-bit mixed
+// values 70%), a 60% (keys 70% / values 50%) and a 50% (keys 60% / values 40%) profile, latents
+// fp16, 4-bit and 3-bit mixed
 // (4-bit outliers, 3-bit inliers, true 3-bit packing).
 //
 // Protocol (DESIGN §5): CUDA events around each decode_step_run, median of >= 20 timed runs after
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
 
   const Shape shapes[] = {{"llama2-7b", 32, 32, 128, 10000.0f},
                           {"llama3-8b", 32, 8, 128, 500000.0f}};
-  const Compression comps[] = {{"75%", 0.80f, 0.70f}, {"60%", 0.70f, 0.50f}};
+  const Compression comps[] = {{"75%", 0.80f, 0.70f}, {"60%", 0.70f, 0.50f}, {"50%", 0.60f, 0.40f}};
   const Bits bits[] = {{"fp16", 16, 16}, {"4/4", 4, 4}, {"4/3", 3, 4}};
   std::vector<int32_t> batches = {1, 16, 64};
   std::vector<int32_t> contexts = {4096, 16384, 32768, 131072};
