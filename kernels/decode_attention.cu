@@ -758,8 +758,10 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "memory");
 }
 
+// Up to 16 heads (NHT <= 2) the accumulators are small enough for three CTAs per SM (80
+// registers, no spills), which small models' layers (e.g. 9 heads) need for latency hiding.
 template <int NHT>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, NHT <= 2 ? 3 : 2)
     decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
   constexpr int S = kValueStages;
   extern __shared__ __align__(16) uint8_t smem[];
