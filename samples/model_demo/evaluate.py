@@ -47,7 +47,7 @@ def config(target, bits="fp16", allocator="soft", calib=True):
 
 
 def full_grid():
-    """16 configurations: what 30 minutes of two cores buy at 16K tokens (see the README)."""
+    """19 configurations: what 30 minutes of two cores buy at 16K tokens (see the README)."""
     grid = []
     # fp16 latents: every target x allocator with calibration, the low-rank part on its own.
     for target in (0.5, 0.6, 0.75):
@@ -57,10 +57,10 @@ def full_grid():
     for allocator in ("soft", "static", "greedy"):
         grid.append(config(0.75, "fp16", allocator, False))
     grid.append(config(0.5, "fp16", "soft", False))
-    # Quantized latents on top: the soft allocator with calibration.
-    grid.append(config(0.75, "4-bit", "soft", True))
-    grid.append(config(0.75, "3/4-bit", "soft", True))
-    grid.append(config(0.6, "3/4-bit", "soft", True))
+    # Quantized latents on top: the soft allocator with calibration, every target x width.
+    for target in (0.5, 0.6, 0.75):
+        for bits in ("4-bit", "3/4-bit"):
+            grid.append(config(target, bits, "soft", True))
     return grid
 
 
