@@ -215,8 +215,7 @@ CudaDenseKvCache::CudaDenseKvCache(const ModelConfig& cfg, const RopeTables& rop
     throw std::runtime_error("the dense CUDA cache supports up to 8 query heads per KV head");
   if (max_sequences < 1 || capacity_tokens < 1)
     throw std::runtime_error("the dense CUDA cache needs at least one sequence and one token");
-  const size_t elements = size_t(n_layers_) * size_t(max_sequences_) * size_t(n_kv_heads_) *
-                          size_t(capacity_) * size_t(head_dim_);
+  const size_t elements = size_t(n_layers_) * size_t(layer_elements());
   keys_.resize(elements);
   values_.resize(elements);
   length_.assign(size_t(max_sequences_), -1);
@@ -299,7 +298,7 @@ void CudaDenseKvCache::append(int layer, const CudaRowBatch& rows, const float* 
     if (rows.positions[i] >= rope_.positions)
       throw std::runtime_error("position beyond the RoPE table");
   }
-  const int64_t layer_offset = int64_t(layer) * max_sequences_ * n_kv_heads_ * capacity_ * head_dim_;
+  const int64_t layer_offset = layer_elements() * layer;
   if (rows.n > 0)
     dense_append_kernel<<<rows.n, 128, 0, stream_>>>(k_pre_rope, v, rows.seq_ids_dev,
                                                      rows.positions_dev, n_kv_heads_, head_dim_,
@@ -316,7 +315,7 @@ void CudaDenseKvCache::append(int layer, const CudaRowBatch& rows, const float* 
 
 void CudaDenseKvCache::attend(int layer, const CudaRowBatch& rows, const __half* q, __half* out) {
   if (rows.n != planned_rows_) throw std::runtime_error("attend without a matching plan");
-  const int64_t layer_offset = int64_t(layer) * max_sequences_ * n_kv_heads_ * capacity_ * head_dim_;
+  const int64_t layer_offset = layer_elements() * layer;
   const float scale = 1.0f / std::sqrt(float(head_dim_));
   if (planned_items_ == 0) return;
   if (head_dim_ == 64) {

@@ -42,6 +42,11 @@ class CudaDenseKvCache final : public CudaKvCache {
   static size_t bytes_per_sequence(const ModelConfig& cfg, int64_t capacity_tokens);
 
  private:
+  // Elements of one layer's key (or value) slabs: the stride between layers.
+  int64_t layer_elements() const {
+    return int64_t(max_sequences_) * n_kv_heads_ * capacity_ * head_dim_;
+  }
+
   int n_layers_, n_heads_, n_kv_heads_, head_dim_;
   int max_sequences_;
   int64_t capacity_;

@@ -18,8 +18,8 @@ bool is_starkv(const std::string& kind) {
          kind.size() > kStarkvPrefix.size();
 }
 
-// starkv pages hold 64 tokens (the pool's default): a sequence reserves whole pages.
-constexpr int64_t kPageTokens = 64;
+// A sequence reserves whole pages of the pool's default size (CudaStarkvKvCache keeps it).
+int64_t page_tokens() { return starkv_pool_params_default().page_tokens; }
 
 }  // namespace
 
@@ -48,10 +48,10 @@ std::unique_ptr<CudaKvCache> CudaSession::make_kv_cache(const std::string& kind,
     return std::make_unique<CudaDenseKvCache>(cfg_, model_->rope_tables(), max_sequences,
                                               tokens_per_sequence, stream_);
   if (is_starkv(kind)) {
-    const int64_t pages = (tokens_per_sequence + kPageTokens - 1) / kPageTokens;
+    const int64_t pages = (tokens_per_sequence + page_tokens() - 1) / page_tokens();
     return std::make_unique<CudaStarkvKvCache>(kind.substr(kStarkvPrefix.size()), cfg_,
                                                max_sequences,
-                                               int64_t(max_sequences) * pages * kPageTokens,
+                                               int64_t(max_sequences) * pages * page_tokens(),
                                                device_, stream_);
   }
   throw std::runtime_error("unknown --kv kind '" + kind +
@@ -62,7 +62,7 @@ size_t CudaSession::bytes_per_sequence(const std::string& kind, int64_t tokens_p
   if (is_dense(kind)) return CudaDenseKvCache::bytes_per_sequence(cfg_, tokens_per_sequence);
   if (is_starkv(kind)) {
     // A one-page pool tells the page size in bytes.
-    CudaStarkvKvCache probe(kind.substr(kStarkvPrefix.size()), cfg_, 1, kPageTokens, device_,
+    CudaStarkvKvCache probe(kind.substr(kStarkvPrefix.size()), cfg_, 1, page_tokens(), device_,
                             stream_);
     return probe.bytes_per_sequence(tokens_per_sequence);
   }

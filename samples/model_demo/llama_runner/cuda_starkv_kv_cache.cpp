@@ -7,16 +7,6 @@
 #include "starkv_kv_attention.h"
 
 namespace llama_runner {
-namespace {
-
-void check(starkv_status status, const char* what) {
-  if (status != STARKV_OK) {
-    throw std::runtime_error(std::string(what) + ": " + starkv_status_string(status) + ": " +
-                             starkv_last_error());
-  }
-}
-
-}  // namespace
 
 CudaStarkvKvCache::CudaStarkvKvCache(const std::string& profile_path, const ModelConfig& cfg,
                                      int max_sequences, int64_t capacity_tokens, int device,
@@ -25,11 +15,11 @@ CudaStarkvKvCache::CudaStarkvKvCache(const std::string& profile_path, const Mode
   cp.backend = STARKV_BACKEND_CUDA;
   cp.device = device;
   cp.stream = stream;
-  check(starkv_context_create(&cp, &ctx_), "starkv_context_create (CUDA)");
+  check_starkv(starkv_context_create(&cp, &ctx_), "starkv_context_create (CUDA)");
   try {
-    check(starkv_profile_load(profile_path.c_str(), &profile_), "starkv_profile_load");
+    check_starkv(starkv_profile_load(profile_path.c_str(), &profile_), "starkv_profile_load");
     info_ = starkv_profile_info_default();
-    check(starkv_profile_get_info(profile_, &info_), "starkv_profile_get_info");
+    check_starkv(starkv_profile_get_info(profile_, &info_), "starkv_profile_get_info");
     if (info_.n_layers != cfg.n_layers || info_.n_heads != cfg.n_heads ||
         info_.n_kv_heads != cfg.n_kv_heads || info_.head_dim != cfg.head_dim)
       throw std::runtime_error("the starkv profile " + profile_path +
@@ -37,10 +27,10 @@ CudaStarkvKvCache::CudaStarkvKvCache(const std::string& profile_path, const Mode
     starkv_pool_params pp = starkv_pool_params_default();
     pp.capacity_tokens = std::max<int64_t>(capacity_tokens, 1);
     pp.max_sequences = std::max(max_sequences, 1);
-    check(starkv_cache_pool_create(ctx_, profile_, &pp, &pool_), "starkv_cache_pool_create");
-    check(starkv_decode_step_create(pool_, &step_), "starkv_decode_step_create");
+    check_starkv(starkv_cache_pool_create(ctx_, profile_, &pp, &pool_), "starkv_cache_pool_create");
+    check_starkv(starkv_decode_step_create(pool_, &step_), "starkv_decode_step_create");
     usage_ = starkv_pool_usage_default();
-    check(starkv_cache_pool_get_usage(pool_, &usage_), "starkv_cache_pool_get_usage");
+    check_starkv(starkv_cache_pool_get_usage(pool_, &usage_), "starkv_cache_pool_get_usage");
   } catch (...) {
     starkv_decode_step_destroy(step_);
     starkv_cache_pool_destroy(pool_);
@@ -60,28 +50,28 @@ CudaStarkvKvCache::~CudaStarkvKvCache() {
 
 int32_t CudaStarkvKvCache::create_sequence() {
   int32_t seq = -1;
-  check(starkv_seq_create(pool_, &seq), "starkv_seq_create");
+  check_starkv(starkv_seq_create(pool_, &seq), "starkv_seq_create");
   return seq;
 }
 
 void CudaStarkvKvCache::release_sequence(int32_t seq) {
-  check(starkv_seq_release(pool_, seq), "starkv_seq_release");
+  check_starkv(starkv_seq_release(pool_, seq), "starkv_seq_release");
 }
 
 void CudaStarkvKvCache::plan(const CudaRowBatch& rows) {
-  check(starkv_decode_step_plan(step_, rows.n, rows.seq_ids, rows.kv_lengths),
+  check_starkv(starkv_decode_step_plan(step_, rows.n, rows.seq_ids, rows.kv_lengths),
         "starkv_decode_step_plan");
 }
 
 void CudaStarkvKvCache::append(int layer, const CudaRowBatch& rows, const float* k_pre_rope,
                                const float* v) {
-  check(starkv_append(pool_, layer, rows.n, rows.seq_ids, rows.positions, k_pre_rope, v,
+  check_starkv(starkv_append(pool_, layer, rows.n, rows.seq_ids, rows.positions, k_pre_rope, v,
                       STARKV_DTYPE_F32),
         "starkv_append");
 }
 
 void CudaStarkvKvCache::attend(int layer, const CudaRowBatch&, const __half* q, __half* out) {
-  check(starkv_decode_step_run(step_, layer, q, STARKV_DTYPE_F16, out, STARKV_DTYPE_F16),
+  check_starkv(starkv_decode_step_run(step_, layer, q, STARKV_DTYPE_F16, out, STARKV_DTYPE_F16),
         "starkv_decode_step_run");
 }
 
@@ -91,7 +81,7 @@ size_t CudaStarkvKvCache::bytes_allocated() const { return size_t(usage_.capacit
 
 size_t CudaStarkvKvCache::bytes_in_use() const {
   starkv_pool_usage usage = starkv_pool_usage_default();
-  check(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
+  check_starkv(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
   return size_t(usage.used_bytes);
 }
 

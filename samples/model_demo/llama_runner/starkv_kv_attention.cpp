@@ -5,29 +5,24 @@
 #include <stdexcept>
 
 namespace llama_runner {
-namespace {
 
-// Every starkv call returns a status; the runner treats any failure as fatal, with starkv's
-// own message (starkv_last_error is per thread and set by the failing call).
-void check(starkv_status status, const char* what) {
+void check_starkv(starkv_status status, const char* what) {
   if (status != STARKV_OK) {
     throw std::runtime_error(std::string(what) + ": " + starkv_status_string(status) + ": " +
                              starkv_last_error());
   }
 }
 
-}  // namespace
-
 StarkvKvAttention::StarkvKvAttention(const std::string& profile_path, const ModelConfig& cfg,
                                      int64_t capacity_tokens, int n_threads) {
   starkv_context_params cp = starkv_context_params_default();
   cp.backend = STARKV_BACKEND_CPU;
   cp.n_threads = n_threads;
-  check(starkv_context_create(&cp, &ctx_), "starkv_context_create");
+  check_starkv(starkv_context_create(&cp, &ctx_), "starkv_context_create");
   try {
-    check(starkv_profile_load(profile_path.c_str(), &profile_), "starkv_profile_load");
+    check_starkv(starkv_profile_load(profile_path.c_str(), &profile_), "starkv_profile_load");
     info_ = starkv_profile_info_default();
-    check(starkv_profile_get_info(profile_, &info_), "starkv_profile_get_info");
+    check_starkv(starkv_profile_get_info(profile_, &info_), "starkv_profile_get_info");
     // A profile built for another model would still load (it is only factors); its shape is what
     // tells them apart.
     if (info_.n_layers != cfg.n_layers || info_.n_heads != cfg.n_heads ||
@@ -44,8 +39,8 @@ StarkvKvAttention::StarkvKvAttention(const std::string& profile_path, const Mode
     // One sequence at a time, so a full-window reservation is all the pool ever needs.
     pp.capacity_tokens = std::max<int64_t>(capacity_tokens, 1);
     pp.max_sequences = 1;
-    check(starkv_cache_pool_create(ctx_, profile_, &pp, &pool_), "starkv_cache_pool_create");
-    check(starkv_decode_step_create(pool_, &step_), "starkv_decode_step_create");
+    check_starkv(starkv_cache_pool_create(ctx_, profile_, &pp, &pool_), "starkv_cache_pool_create");
+    check_starkv(starkv_decode_step_create(pool_, &step_), "starkv_decode_step_create");
   } catch (...) {
     starkv_decode_step_destroy(step_);
     starkv_cache_pool_destroy(pool_);
@@ -68,9 +63,9 @@ StarkvKvAttention::~StarkvKvAttention() {
 }
 
 void StarkvKvAttention::reset() {
-  if (seq_ >= 0) check(starkv_seq_release(pool_, seq_), "starkv_seq_release");
+  if (seq_ >= 0) check_starkv(starkv_seq_release(pool_, seq_), "starkv_seq_release");
   seq_ = -1;
-  check(starkv_seq_create(pool_, &seq_), "starkv_seq_create");
+  check_starkv(starkv_seq_create(pool_, &seq_), "starkv_seq_create");
   layer_length_.assign(layer_length_.size(), 0);
   // The old plan named the released sequence.
   planned_n_ = planned_end_ = 0;
@@ -86,7 +81,7 @@ void StarkvKvAttention::append(int layer, int n, const float* k_pre_rope, const 
   // layer's stored tokens (0, 1, 2, ... from the last reset); it rejects anything else with
   // STARKV_ERR_POSITION, which is how a runner bug would show up here.
   seq_ids_.assign(static_cast<size_t>(n), seq_);
-  check(starkv_append(pool_, layer, n, seq_ids_.data(), positions, k_pre_rope, v,
+  check_starkv(starkv_append(pool_, layer, n, seq_ids_.data(), positions, k_pre_rope, v,
                       STARKV_DTYPE_F32),
         "starkv_append");
   layer_length_[static_cast<size_t>(layer)] += n;
@@ -101,12 +96,12 @@ void StarkvKvAttention::attend(int layer, int n, const float* q_post_rope, float
     seq_ids_.assign(static_cast<size_t>(n), seq_);
     kv_lengths_.resize(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) kv_lengths_[static_cast<size_t>(i)] = stored - n + i + 1;
-    check(starkv_decode_step_plan(step_, n, seq_ids_.data(), kv_lengths_.data()),
+    check_starkv(starkv_decode_step_plan(step_, n, seq_ids_.data(), kv_lengths_.data()),
           "starkv_decode_step_plan");
     planned_n_ = n;
     planned_end_ = stored;
   }
-  check(starkv_decode_step_run(step_, layer, q_post_rope, STARKV_DTYPE_F32, out, STARKV_DTYPE_F32),
+  check_starkv(starkv_decode_step_run(step_, layer, q_post_rope, STARKV_DTYPE_F32, out, STARKV_DTYPE_F32),
         "starkv_decode_step_run");
 }
 
@@ -116,13 +111,13 @@ size_t StarkvKvAttention::bytes_per_token() const {
 
 size_t StarkvKvAttention::bytes_allocated() const {
   starkv_pool_usage usage = starkv_pool_usage_default();
-  check(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
+  check_starkv(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
   return static_cast<size_t>(usage.capacity_bytes);
 }
 
 size_t StarkvKvAttention::bytes_in_use() const {
   starkv_pool_usage usage = starkv_pool_usage_default();
-  check(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
+  check_starkv(starkv_cache_pool_get_usage(pool_, &usage), "starkv_cache_pool_get_usage");
   return static_cast<size_t>(usage.used_bytes);
 }
 

@@ -58,6 +58,10 @@ class StarkvKvAttention final : public KvAttention {
   std::string description_;
 };
 
+// Every starkv call returns a status; the runner treats any failure as fatal, with starkv's own
+// message (starkv_last_error is per thread and set by the failing call). Throws runtime_error.
+void check_starkv(starkv_status status, const char* what);
+
 // One line naming a profile's compression, e.g. "starkv 75.0% low-rank (...), fp16 latents, ...".
 std::string describe_starkv_profile(const starkv_profile_info& info);
 
