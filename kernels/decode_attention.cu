@@ -917,11 +917,17 @@ constexpr int kFoldTokens = 64;
 
 struct FoldSmem {
   size_t ab, cs, sc, raw, lk, total;
+  int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
 
-__host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
-                                                bool decode) {
+// The sm_90 opt-in shared memory per block. Layers whose double-buffered layout would exceed it
+// (large key ranks of many heads, e.g. rank 64 x 8 heads x D 128) stage one tile at a time.
+constexpr size_t kFoldSmemLimit = 232448;
+
+__host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
+                                                     bool decode, int buffers) {
   FoldSmem f{};
+  f.buffers = buffers;
   size_t o = 0;
   f.ab = o;
   o = align16(o + sizeof(__half) * kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8));
@@ -930,11 +936,19 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
   f.sc = o;
   o = align16(o + sizeof(float) * kHeads * kFoldTokens);
   f.raw = o;
-  o = align16(o + 2ull * kFoldTokens * static_cast<size_t>(rstride) + 64);  // + read slack
+  o = align16(o + static_cast<size_t>(buffers) * kFoldTokens * static_cast<size_t>(rstride) +
+              64);  // + read slack
   f.lk = o;
   o = align16(o + (decode ? sizeof(__half) * kFoldTokens * static_cast<size_t>(ks) : 0));
   f.total = o;
   return f;
+}
+
+__host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
+                                                bool decode) {
+  const FoldSmem two = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, 2);
+  return two.total <= kFoldSmemLimit ? two
+                                     : fold_layout_with(head_dim, max_rkp, rstride, ks, decode, 1);
 }
 
 // Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + 64, end)).
@@ -1035,11 +1049,15 @@ __global__ void __launch_bounds__(kThreads, 2)
   stage_fold(layer, pages, pt, item.start, item.end, pb, raw);
 
   const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles 2mp, 2mp+1; heads hq, hq + 4
+  // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
+  // have been read (after the scores), overlapping only the softmax.
+  const bool two_buffers = L.buffers == 2;
   int buf = 0;
-  for (int t0 = item.start; t0 < item.end; t0 += TT, buf ^= 1) {
+  for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
-    if (more) stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+    if (more && two_buffers)
+      stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
     if (pi < rp) {
       const float2* st = model.rope_step + pi;
       __half* dst = cs + seg * TPS * DS + 2 * pi;
@@ -1053,7 +1071,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       bc = nc;
       bs = ns;
     }
-    if (more) {
+    if (more && two_buffers) {
       cp_async_wait_one();
     } else {
       cp_async_wait_all();
@@ -1165,6 +1183,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     }
     __syncthreads();
+    // Single buffer: every read of this tile's rows is behind the barrier above.
+    if (more && !two_buffers) stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw);
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
     if (warp < nh) {
