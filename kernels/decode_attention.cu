@@ -36,6 +36,7 @@
 //   of each query (log-sum-exp weights), divides by the softmax sum and multiplies the head's
 //   value latent by its slice of the value up-projection (f32), writing out[q][h][0..D).
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/dtype_io.cuh"
 #include "kernels/kernel_api.h"
@@ -128,8 +129,17 @@ __device__ __forceinline__ void cp_async_wait_one() {
 
 // Stages the raw bytes of tokens [t0, t0 + n_tok) (n_tok <= 64) that a CTA reads: the chunk's key
 // codes [pb.x, pb.y), the value codes [pb.z, pb.w) and the scale region, 16 bytes per cp.async,
-// into raw[t][...] (keys at 0, values at raw_key_bytes, scales after both). Lane l finds the rows
-// of tokens l and l + 32 once; warp w then copies tokens w, w + 8, ... with lanes over chunks.
+// into raw[t][...] (keys at 0, values at raw_key_bytes, scales after both).
+//
+// Fast path (the usual case: tiles start at multiples of their length from 64-aligned items, so
+// with a page size that is a multiple of the tile every tile lies inside one page): one page-table
+// lookup per call, then the n_tok x per 16-byte copies are spread flat over all threads (thread i:
+// token i / per, chunk i % per; consecutive threads copy consecutive chunks of a row, so the global
+// reads stay coalesced). The division is a multiply-shift, exact for per < 528 and i < 64 * per
+// (checked exhaustively on the host). This replaced a warp-per-token loop whose address math and
+// idle lanes (per is often 16-26) were a third of the value kernel's instructions.
+// General path (a tile that crosses a page): lane l finds the rows of tokens l and l + 32 once;
+// warp w then copies tokens w, w + 8, ... with lanes over chunks.
 __device__ __forceinline__ void stage_rows(const LayerView& layer,
                                            const int32_t* __restrict__ pages, int pt, int t0,
                                            int n_tok, int4 pb, uint8_t* raw) {
@@ -137,16 +147,6 @@ __device__ __forceinline__ void stage_rows(const LayerView& layer,
   const int ns = layer.raw_scale_bytes > 0 ? (layer.row_bytes - layer.scale_base) >> 4 : 0;
   const int per = nk + nv + ns;
   const int stride = raw_stride(layer);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  int row_a = 0, row_b = 0;  // row index of tokens lane, lane + 32 (in the layer's row array)
-  if (lane < n_tok) {
-    const int t = t0 + lane;
-    row_a = pages[t / pt] * pt + t % pt;
-  }
-  if (lane + 32 < n_tok) {
-    const int t = t0 + lane + 32;
-    row_b = pages[t / pt] * pt + t % pt;
-  }
   auto offsets = [&](int i, int& src, int& dst) {
     if (i < nk) {
       src = pb.x + 16 * i;
@@ -159,6 +159,31 @@ __device__ __forceinline__ void stage_rows(const LayerView& layer,
       dst = layer.raw_key_bytes + layer.raw_value_bytes + 16 * (i - nk - nv);
     }
   };
+  const int first_page = t0 / pt;
+  const int in_page = t0 - first_page * pt;
+  if (in_page + n_tok <= pt && per < 512) {
+    const uint8_t* src_rows =
+        layer.rows + (static_cast<int64_t>(pages[first_page]) * pt + in_page) * layer.row_bytes;
+    const unsigned inv = ((1u << 24) + per - 1) / per;
+    const int total = n_tok * per;
+    for (int i = threadIdx.x; i < total; i += kThreads) {
+      const int t = static_cast<int>((static_cast<unsigned>(i) * inv) >> 24);
+      int src, dst;
+      offsets(i - t * per, src, dst);
+      cp_async_16(raw + t * stride + dst, src_rows + static_cast<int64_t>(t) * layer.row_bytes + src);
+    }
+    return;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int row_a = 0, row_b = 0;  // row index of tokens lane, lane + 32 (in the layer's row array)
+  if (lane < n_tok) {
+    const int t = t0 + lane;
+    row_a = pages[t / pt] * pt + t % pt;
+  }
+  if (lane + 32 < n_tok) {
+    const int t = t0 + lane + 32;
+    row_b = pages[t / pt] * pt + t % pt;
+  }
   int src0 = 0, dst0 = 0;
   if (lane < per) offsets(lane, src0, dst0);
   for (int t = warp; t < n_tok; t += kWarps) {
@@ -758,10 +783,11 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "memory");
 }
 
-// Up to 16 heads (NHT <= 2) the accumulators are small enough for three CTAs per SM (80
-// registers, no spills), which small models' layers (e.g. 9 heads) need for latency hiding.
+// Up to 32 heads (NHT <= 4) the accumulators are small enough for three CTAs per SM (80
+// registers, no spills): small models' layers (e.g. 9 heads) need it for latency hiding, and
+// without the bound the 32-head instance drifts to 91 registers and two CTAs per SM.
 template <int NHT>
-__global__ void __launch_bounds__(kThreads, NHT <= 2 ? 3 : 2)
+__global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
     decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
   constexpr int S = kValueStages;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -1129,6 +1155,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       const uint8_t* row0 = src + (2 * mp * 16 + grp) * sstride + 4 * tq;
       const __half* abh = ab + h * rkp_max * DS;
       float s[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};  // [m-tile][token grp, grp + 8]
+      // The latent loads are compiled once per alignment (a uniform branch per head) so that the
+      // common 4-byte-aligned case does not also execute the predicated 2-byte path.
+      auto rank_blocks = [&](auto aligned_tag) {
+      constexpr bool kAligned = decltype(aligned_tag)::value;
       for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
         float acc[2][2][4];
 #pragma unroll
@@ -1155,7 +1185,7 @@ __global__ void __launch_bounds__(kThreads, 2)
             const uint8_t* pl = row0 + m * 16 * sstride + 2 * (rb0 + 8 * n);
             const uint8_t* ph = pl + 8 * sstride;
             float2 x, y;
-            if (aligned) {
+            if (kAligned) {
               x = __half22float2(*reinterpret_cast<const __half2*>(pl));
               y = __half22float2(*reinterpret_cast<const __half2*>(ph));
             } else {
@@ -1168,6 +1198,12 @@ __global__ void __launch_bounds__(kThreads, 2)
             s[m][1] += acc[m][n][2] * y.x + acc[m][n][3] * y.y;
           }
         }
+      }
+      };
+      if (aligned) {
+        rank_blocks(std::true_type{});
+      } else {
+        rank_blocks(std::false_type{});
       }
 #pragma unroll
       for (int m = 0; m < 2; ++m) {
