@@ -8,7 +8,7 @@ set -o pipefail
 OUT=${OUT:-$PWD/bench-out}
 LOGS=/tmp/starkv-logs   # build logs stay on the machine: $OUT returns at most 8 files
 mkdir -p "$OUT" "$LOGS"
-B=/tmp/starkv-build
+B=${STARKV_BUILD:-/tmp/starkv-build}  # STARKV_BUILD: another build dir (e.g. for a snapshot tree)
 steps=${*:-tests sanitize bench}
 cmake -S . -B $B -G Ninja -DSTARKV_CUDA=ON -DSTARKV_BINDINGS=OFF -DSTARKV_BUILD_TOOLS=OFF \
   -DSTARKV_BUILD_SAMPLES=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \

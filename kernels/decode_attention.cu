@@ -926,73 +926,91 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   }
 }
 
-// Fold-the-query score kernel (split mode): fold_scores_kernel<NT>   grid (work item, head chunk
+// Fold-the-query score kernel (split mode): fold_scores_kernel<NT, TT>   grid (work item, head chunk
 //   of the fused view: up to 8 query heads), 256 threads. DESIGN §5's "fold the query": with the
 //   key dims permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
 //     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
 //   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
 //   AB[2i][r] = q0 u0 + q1 u1, AB[2i+1][r] = q1 u0 - q0 u1 (u0, u1 = Ut[2i][r], Ut[2i+1][r]; q
-//   pre-scaled), built once per CTA in shared memory. Per 64-token tile: cp.async double-buffered
+//   pre-scaled), built once per CTA in shared memory. Per TT-token tile (64; 32 where that fits two
+//   CTAs per SM and 64 does not, see fold_layout): cp.async double-buffered
 //   staging of the chunk's key codes (+ scales), the tile's CS table (fp16), then warp (m-tile of
 //   16 tokens, half of the heads): Z = CS . AB on tensor cores (ldmatrix fragments, CS held in
 //   registers across heads), scores = sum of Z times the latents (fp16 latents read straight from
 //   the staged rows; quantized ones decoded to an fp16 tile first), quad-reduced; then the online
 //   softmax (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly
 //   the split-mode interface that decode_values_kernel consumes.
-constexpr int kFoldTokens = 64;
+constexpr int kFoldTokens = 64;      // the usual tile
+constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
   size_t ab, cs, sc, raw, lk, total;
+  int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
 
-// The sm_90 opt-in shared memory per block. Layers whose double-buffered layout would exceed it
-// (large key ranks of many heads, e.g. rank 64 x 8 heads x D 128) stage one tile at a time.
+// The sm_90 opt-in shared memory per block, and the most a block may use for two to fit on one SM
+// (228 KB per SM, 1 KB of it reserved per block).
 constexpr size_t kFoldSmemLimit = 232448;
+constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
 
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
-                                                     bool decode, int buffers) {
+                                                     bool decode, int tokens, int buffers) {
   FoldSmem f{};
+  f.tokens = tokens;
   f.buffers = buffers;
   size_t o = 0;
   f.ab = o;
   o = align16(o + sizeof(__half) * kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8));
   f.cs = o;
-  o = align16(o + sizeof(__half) * kFoldTokens * (head_dim + 8));
+  o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
   f.sc = o;
-  o = align16(o + sizeof(float) * kHeads * kFoldTokens);
+  o = align16(o + sizeof(float) * kHeads * tokens);
   f.raw = o;
-  o = align16(o + static_cast<size_t>(buffers) * kFoldTokens * static_cast<size_t>(rstride) +
+  o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
               64);  // + read slack
   f.lk = o;
-  o = align16(o + (decode ? sizeof(__half) * kFoldTokens * static_cast<size_t>(ks) : 0));
+  o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
   f.total = o;
   return f;
 }
 
+// The layout a layer runs with (host and device agree on it). Latency hiding needs two CTAs per
+// SM more than it needs the 64-token tile's fragment reuse (Llama-2-7B-like at 75%: 144 KB at 64
+// tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
+// first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
 __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
                                                 bool decode) {
-  const FoldSmem two = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, 2);
-  return two.total <= kFoldSmemLimit ? two
-                                     : fold_layout_with(head_dim, max_rkp, rstride, ks, decode, 1);
+  const int tokens[4] = {kFoldTokens, kFoldTokensSmall, kFoldTokens, kFoldTokensSmall};
+  const int buffers[4] = {2, 2, 1, 1};
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemTwoPerSm) return f;
+  }
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemLimit || i == 3) return f;
+  }
+  return FoldSmem{};  // not reached
 }
 
 // Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + 64, end)).
+template <int TT>
 __device__ __forceinline__ void stage_fold(const LayerView& layer,
                                            const int32_t* __restrict__ pages, int pt, int t0,
                                            int end, int4 pb, uint8_t* raw) {
-  stage_rows(layer, pages, pt, t0, end - t0 < kFoldTokens ? end - t0 : kFoldTokens,
+  stage_rows(layer, pages, pt, t0, end - t0 < TT ? end - t0 : TT,
              make_int4(pb.x, pb.y, 0, 0), raw);
   cp_async_commit();
 }
 
-template <int NT>
+template <int NT, int TT>
 __global__ void __launch_bounds__(kThreads, 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
   constexpr int DS = D + 8;  // halves per AB / CS row (16-byte pad: conflict-free ldmatrix)
-  constexpr int TT = kFoldTokens;
+  constexpr int MPW = TT / 32;  // m-tiles (16 tokens) per warp: the 8 warps are 2 x 4 head groups
   constexpr int KSTEPS = D / 16;
   constexpr int P = D / 2;             // rotary pair slots
   constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
@@ -1072,9 +1090,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
   float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`
   __syncthreads();
-  stage_fold(layer, pages, pt, item.start, item.end, pb, raw);
+  stage_fold<TT>(layer, pages, pt, item.start, item.end, pb, raw);
 
-  const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles 2mp, 2mp+1; heads hq, hq + 4
+  const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
   // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
   // have been read (after the scores), overlapping only the softmax.
   const bool two_buffers = L.buffers == 2;
@@ -1083,7 +1101,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
     if (more && two_buffers)
-      stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+      stage_fold<TT>(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
     if (pi < rp) {
       const float2* st = model.rope_step + pi;
       __half* dst = cs + seg * TPS * DS + 2 * pi;
@@ -1115,7 +1133,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         prev_col = hk.x;
         const int kch = layer.key_channel[g0 + gl];
         for (int u = 0; 8 * u < hk.y; ++u) {
-          for (int th = 0; th < 2; ++th, ++unit) {
+          for (int th = 0; th < TT / 32; ++th, ++unit) {
             if (unit % kWarps != warp) continue;
             const int t = 32 * th + lane;
             const uint4 z8 = decode_value_group(layer, rbuf + t * rstride, -pb.x, scale_shift,
@@ -1128,13 +1146,13 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
-    uint32_t af[2][KSTEPS][4];
+    uint32_t af[MPW][KSTEPS][4];
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < MPW; ++m)
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; ++kk)
         ldmatrix_x4(af[m][kk],
-                    cs + ((2 * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+                    cs + ((MPW * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
     for (int h = hq; h < nh; h += 4) {
       const int g = g0 + h / qpk;
       const HeadKeyInfo hk = layer.head_keys[g];
@@ -1152,17 +1170,17 @@ __global__ void __launch_bounds__(kThreads, 2)
         sstride = rstride;
         aligned = (off & 3) == 0;
       }
-      const uint8_t* row0 = src + (2 * mp * 16 + grp) * sstride + 4 * tq;
+      const uint8_t* row0 = src + (MPW * mp * 16 + grp) * sstride + 4 * tq;
       const __half* abh = ab + h * rkp_max * DS;
-      float s[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};  // [m-tile][token grp, grp + 8]
+      float s[MPW][2] = {};  // [m-tile][token grp, grp + 8]
       // The latent loads are compiled once per alignment (a uniform branch per head) so that the
       // common 4-byte-aligned case does not also execute the predicated 2-byte path.
       auto rank_blocks = [&](auto aligned_tag) {
       constexpr bool kAligned = decltype(aligned_tag)::value;
       for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
-        float acc[2][2][4];
+        float acc[MPW][2][4];
 #pragma unroll
-        for (int m = 0; m < 2; ++m)
+        for (int m = 0; m < MPW; ++m)
 #pragma unroll
           for (int n = 0; n < 2; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
         const __half* bbase =
@@ -1172,16 +1190,16 @@ __global__ void __launch_bounds__(kThreads, 2)
           uint32_t b[4];
           ldmatrix_x4(b, bbase + kk * 16);
 #pragma unroll
-          for (int m = 0; m < 2; ++m) {
+          for (int m = 0; m < MPW; ++m) {
             mma_16816(acc[m][0], af[m][kk], b[0], b[1]);
             mma_16816(acc[m][1], af[m][kk], b[2], b[3]);
           }
         }
 #pragma unroll
-        for (int m = 0; m < 2; ++m) {
+        for (int m = 0; m < MPW; ++m) {
 #pragma unroll
           for (int n = 0; n < 2; ++n) {
-            // Ranks rb0 + 8n + 2tq, +1 of tokens grp and grp + 8 of m-tile 2mp + m.
+            // Ranks rb0 + 8n + 2tq, +1 of tokens grp and grp + 8 of m-tile MPW*mp + m.
             const uint8_t* pl = row0 + m * 16 * sstride + 2 * (rb0 + 8 * n);
             const uint8_t* ph = pl + 8 * sstride;
             float2 x, y;
@@ -1206,26 +1224,26 @@ __global__ void __launch_bounds__(kThreads, 2)
         rank_blocks(std::false_type{});
       }
 #pragma unroll
-      for (int m = 0; m < 2; ++m) {
+      for (int m = 0; m < MPW; ++m) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           s[m][e] += __shfl_xor_sync(0xffffffffu, s[m][e], 1);
           s[m][e] += __shfl_xor_sync(0xffffffffu, s[m][e], 2);
         }
         if (tq == 0) {
-          sc[h * TT + (2 * mp + m) * 16 + grp] = s[m][0];
-          sc[h * TT + (2 * mp + m) * 16 + grp + 8] = s[m][1];
+          sc[h * TT + (MPW * mp + m) * 16 + grp] = s[m][0];
+          sc[h * TT + (MPW * mp + m) * 16 + grp + 8] = s[m][1];
         }
       }
     }
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers) stage_fold(layer, pages, pt, t0 + TT, item.end, pb, raw);
+    if (more && !two_buffers) stage_fold<TT>(layer, pages, pt, t0 + TT, item.end, pb, raw);
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
     if (warp < nh) {
       const float s0 = lane < n_valid ? sc[warp * TT + lane] : -INFINITY;
-      const float s1 = lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
       float tmax = fmaxf(s0, s1);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
@@ -1384,9 +1402,12 @@ cudaError_t configure_attention_kernels(int bytes) {
     e = cudaFuncSetAttribute(decode_attention_kernel<8, false, kScoreHeads>, a, bytes);
   if (e == cudaSuccess)
     e = cudaFuncSetAttribute(decode_attention_kernel<16, false, kScoreHeads>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4, kFoldTokens>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8, kFoldTokens>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16, kFoldTokens>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4, kFoldTokensSmall>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8, kFoldTokensSmall>, a, bytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16, kFoldTokensSmall>, a, bytes);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<1>, a, bytes);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<2>, a, bytes);
   if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<4>, a, bytes);
@@ -1475,18 +1496,27 @@ cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& m
   return cudaGetLastError();
 }
 
-size_t fold_smem(const LayerView& l, const ModelView& model) {
+FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model) {
   return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
-                     l.keys_fp16 == 0)
-      .total;
+                     l.keys_fp16 == 0);
+}
+
+size_t fold_smem(const LayerView& l, const ModelView& model) {
+  return fold_layer_layout(l, model).total;
 }
 
 template <int NT>
 cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                            const void* q, int q_dtype, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(batch.n_items), static_cast<unsigned>(l.n_chunks));
-  fold_scores_kernel<NT><<<grid, kThreads, fold_smem(l, model), stream>>>(l, model, batch, q,
-                                                                          q_dtype);
+  const FoldSmem f = fold_layer_layout(l, model);
+  if (f.tokens == kFoldTokens) {
+    fold_scores_kernel<NT, kFoldTokens>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  } else {
+    fold_scores_kernel<NT, kFoldTokensSmall>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  }
   return cudaGetLastError();
 }
 }  // namespace

@@ -555,6 +555,53 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaLongSplit,
                          ::testing::Values(LongSplitCase{32, 8, 16, 16}, LongSplitCase{16, 16, 16, 16},
                                            LongSplitCase{32, 8, 3, 4}));
 
+// ---- the fold score kernel's 32-token tile --------------------------------------------------
+// Layers whose 64-token fold layout would leave one CTA per SM run 32-token tiles (fold_layout in
+// decode_attention.cu; two CTAs per SM need <= 115,712 B). fp16 keys, shared memory at 64 / 32
+// tokens = AB (8 heads x padded rank x 136 halves) + CS + scores + two staged key-row buffers:
+// MHA rank 26: 69,632 + 17,408 + 2,048 + 53,312 = 142,400 / 106,048 B; GQA 2:1 rank 30 (4 KV heads
+// of 60 B): 119,872 / 94,784 B. Quantized keys add the decoded tile (64 x (8 x 32 + 8) halves for
+// MHA), so they take 32 too. Page size 16 makes tiles cross pages (the general staging path), 64
+// keeps them inside one.
+
+struct FoldTileCase {
+  int32_t G, key_rank, value_rank, inlier, outlier, page_tokens;
+};
+void PrintTo(const FoldTileCase& c, std::ostream* os) {
+  *os << "H=32 G=" << c.G << " key rank " << c.key_rank << ", " << c.inlier << "/" << c.outlier
+      << " bits, page " << c.page_tokens;
+}
+
+class CudaFoldSmallTile : public ::testing::TestWithParam<FoldTileCase> {};
+
+TEST_P(CudaFoldSmallTile, MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const FoldTileCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = 32;
+  spec.G = c.G;
+  spec.D = 128;
+  spec.key_ranks.assign(static_cast<size_t>(c.G), c.key_rank);
+  spec.value_ranks = {c.value_rank};
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
+  spec.n_layers = 1;
+  Twin twin(spec, 71u + static_cast<uint32_t>(c.G + c.inlier + c.page_tokens), c.page_tokens,
+            4096 / c.page_tokens * 3);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+  twin.append_latents(seqs, 2000, 23u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {2000, 733}, 29u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
+                                2.0f);
+  EXPECT_LE(rel_error(gpu, cpu), c.inlier == 16 ? 1e-3 : 2e-3)
+      << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
+                         ::testing::Values(FoldTileCase{32, 26, 1229, 3, 4, 64},
+                                           FoldTileCase{32, 26, 1229, 16, 16, 16},
+                                           FoldTileCase{16, 30, 600, 16, 16, 64},
+                                           FoldTileCase{16, 30, 600, 3, 4, 16}));
+
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
 struct QuantCase {
