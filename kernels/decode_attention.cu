@@ -695,7 +695,7 @@ __global__ void __launch_bounds__(kCombineThreads)
 //   else is first decoded to a token-major fp16 tile Z[32][136] (a lane = a token, 8 channels per
 //   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
 //   cores, A fragments by ldmatrix.trans (warp w: channels 16w..16w+15, all heads).
-//   Writes vacc[item][c][h] (unnormalized, relative to the final running max).
+//   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
 constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
 
 constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
@@ -910,17 +910,21 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   }
   cp_async_wait_all();  // (only empty groups can be pending here)
   if (16 * warp < ccount) {
-    float* dst = batch.vacc + (static_cast<int64_t>(blockIdx.x) * layer.value_width + c0) * HP;
+    // Head-major [h][c], so that the combine reads each head's latent contiguously (8 lanes of a
+    // store instruction write 8 consecutive channels of one head: whole 32-byte sectors).
+    const int VW = layer.value_width;
+    float* dst = batch.vacc + static_cast<int64_t>(blockIdx.x) * HP * VW + c0;
     const int row = warp * 16 + grp;
 #pragma unroll
     for (int n = 0; n < NHT; ++n) {
+      float* d0 = dst + static_cast<int64_t>(8 * n + 2 * tq) * VW;
       if (row < ccount) {
-        *reinterpret_cast<float2*>(dst + row * HP + 8 * n + 2 * tq) =
-            make_float2(acc[n][0], acc[n][1]);
+        d0[row] = acc[n][0];
+        d0[VW + row] = acc[n][1];
       }
       if (row + 8 < ccount) {
-        *reinterpret_cast<float2*>(dst + (row + 8) * HP + 8 * n + 2 * tq) =
-            make_float2(acc[n][2], acc[n][3]);
+        d0[row + 8] = acc[n][2];
+        d0[VW + row + 8] = acc[n][3];
       }
     }
   }
@@ -1278,30 +1282,39 @@ __global__ void __launch_bounds__(kThreads, 2)
 }
 
 // Split mode, stage 3: like combine_splits_kernel, reading the value kernel's accumulators.
-// grid (query head, block of 4 queries), 256 threads: the merged, normalized latents go to
-// shared memory; then warp w up-projects ranks [w*rank/8, (w+1)*rank/8) for all D outputs (lanes
-// over d: coalesced rows of the up matrix) and the 8 partial sums are added through shared memory.
+// grid (query head x 32-column slice of its output, block of 4 queries), 256 threads: the merged,
+// normalized latents of the 4 queries go to shared memory (each head's accumulators are contiguous
+// per work item, so the reads are coalesced); then warp w up-projects ranks [w*rank/8,
+// (w+1)*rank/8) into the slice's 32 outputs (lane = output column: one 128-byte row segment of
+// the up matrix per rank) and the 8 partial sums are added through shared memory. Slicing the
+// output gives D/32 times more CTAs than one per (head, query block): with 128 of them (Llama-2-
+// like, batch 16) the kernel was latency bound at one CTA per SM; the merge it repeats per slice
+// is cheap next to the up-projection.
 constexpr int kCombine2Threads = 256;
 constexpr int kCombine2Warps = kCombine2Threads / 32;
+constexpr int kCombineSlice = 32;
 
-__host__ __device__ inline size_t combine2_smem(const LayerView& l, int head_dim) {
+__host__ __device__ inline size_t combine2_smem(const LayerView& l) {
   return sizeof(float) * kCombineQueries *
-         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(kCombine2Warps) * head_dim);
+         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(kCombine2Warps) * kCombineSlice);
 }
 
 __global__ void __launch_bounds__(kCombine2Threads)
     combine_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch,
                                 void* __restrict__ out, int out_dtype) {
   extern __shared__ __align__(16) float lat2[];  // [kCombineQueries][rank], then partial sums
-  const int h = blockIdx.x;
+  const int D = model.head_dim;
+  const int slices = (D + kCombineSlice - 1) / kCombineSlice;
+  const int h = blockIdx.x / slices;
+  const int d = (blockIdx.x - h * slices) * kCombineSlice + (threadIdx.x & 31);
   const int g = h / model.q_per_kv;
   const HeadValueInfo hv = layer.head_values[g];
   const int rank = hv.y;
   const int v0 = hv.x - layer.key_width;
-  const int D = model.head_dim;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int HP = batch.heads_padded;
-  float* part = lat2 + kCombineQueries * layer.max_value_rank;  // [warps][queries][D]
+  const int64_t item_stride = static_cast<int64_t>(batch.heads_padded) * layer.value_width;
+  const float* head_acc = batch.vacc + static_cast<int64_t>(h) * layer.value_width + v0;
+  float* part = lat2 + kCombineQueries * layer.max_value_rank;  // [warps][queries][slice]
   for (int qi = 0; qi < kCombineQueries; ++qi) {
     const int query = blockIdx.y * kCombineQueries + qi;
     if (query >= batch.n_queries) break;
@@ -1312,8 +1325,7 @@ __global__ void __launch_bounds__(kCombine2Threads)
       float v = 0.0f;
       for (int s = 0; s < range.y; ++s) {
         const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
-        v += w *
-             batch.vacc[(static_cast<int64_t>(range.x + s) * layer.value_width + v0 + c) * HP + h];
+        v += w * head_acc[(range.x + s) * item_stride + c];
       }
       lat2[qi * rank + c] = v * inv_total;
     }
@@ -1321,37 +1333,28 @@ __global__ void __launch_bounds__(kCombine2Threads)
   __syncthreads();
   const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
   const int c_lo = warp * per, c_hi = c_lo + per < rank ? c_lo + per : rank;
-  float o[kCombineQueries][4];
+  float o[kCombineQueries] = {};
+  if (d < D) {
+    const float* up = layer.value_up + hv.w + d;
+    for (int c = c_lo; c < c_hi; ++c) {
+      const float u = __ldg(up + static_cast<int64_t>(c) * hv.z);
 #pragma unroll
-  for (int qi = 0; qi < kCombineQueries; ++qi)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) o[qi][j] = 0.0f;
-  const float* up = layer.value_up + hv.w;
-  for (int c = c_lo; c < c_hi; ++c) {
-    const float* row = up + static_cast<int64_t>(c) * hv.z;
-    float u[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) u[j] = lane + 32 * j < D ? __ldg(row + lane + 32 * j) : 0.0f;
-#pragma unroll
-    for (int qi = 0; qi < kCombineQueries; ++qi) {
-      const float l = lat2[qi * rank + c];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[qi][j] += l * u[j];
+      for (int qi = 0; qi < kCombineQueries; ++qi) o[qi] += lat2[qi * rank + c] * u;
     }
   }
 #pragma unroll
   for (int qi = 0; qi < kCombineQueries; ++qi)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (lane + 32 * j < D) part[(warp * kCombineQueries + qi) * D + lane + 32 * j] = o[qi][j];
+    part[(warp * kCombineQueries + qi) * kCombineSlice + lane] = o[qi];
   __syncthreads();
-  for (int idx = tid; idx < kCombineQueries * D; idx += kCombine2Threads) {
-    const int qi = idx / D, d = idx - qi * D;
+  if (tid < kCombineQueries * kCombineSlice) {
+    const int qi = tid / kCombineSlice, j = tid - qi * kCombineSlice;
     const int query = blockIdx.y * kCombineQueries + qi;
-    if (query >= batch.n_queries) continue;
-    float v = 0.0f;
-    for (int w = 0; w < kCombine2Warps; ++w) v += part[(w * kCombineQueries + qi) * D + d];
-    store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + d, v);
+    const int dj = d - lane + j;
+    if (query < batch.n_queries && dj < D) {
+      float v = 0.0f;
+      for (int w = 0; w < kCombine2Warps; ++w) v += part[(w * kCombineQueries + qi) * kCombineSlice + j];
+      store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + dj, v);
+    }
   }
 }
 
@@ -1488,8 +1491,9 @@ cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& m
     }
     if (e != cudaSuccess) return e;
   }
-  const size_t smem = combine2_smem(layer, model.head_dim);
-  const dim3 grid(static_cast<unsigned>(model.n_heads),
+  const size_t smem = combine2_smem(layer);
+  const int slices = (model.head_dim + kCombineSlice - 1) / kCombineSlice;
+  const dim3 grid(static_cast<unsigned>(model.n_heads * slices),
                   static_cast<unsigned>((batch.n_queries + kCombineQueries - 1) / kCombineQueries));
   combine_split_values_kernel<<<grid, kCombine2Threads, smem, stream>>>(layer, model, batch, out,
                                                                         out_dtype);
