@@ -136,7 +136,7 @@ struct AttendBatch {
   float* stats;             // [n_items][n_heads][2]: running max, running sum
   // Split mode (score kernel, then value kernel): per item and 32-token tile, each head's fp16
   // probabilities [tiles_per_item][n_heads][32] and running max [tiles_per_item][n_heads]; value
-  // accumulators [n_items][value_width][heads_padded] f32.
+  // accumulators [n_items][heads_padded][value_width] f32.
   int32_t tiles_per_item;
   int32_t heads_padded;  // n_heads rounded up to 8 * a power of two (the value kernel's n8 tiles)
   __half* probs;
