@@ -696,6 +696,18 @@ __global__ void __launch_bounds__(kCombineThreads)
 //   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
 //   cores, A fragments by ldmatrix.trans (warp w: channels 16w..16w+15, all heads).
 //   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
+
+// A group of 8 latent channels [c_first, c_first + 8), clipped at c_end, resolved once per CTA
+// instead of once per tile (decode_value_group finds its blocks through two dependent global loads
+// per call, and a group that crosses a block boundary loops): at most two segments, each inside one
+// quantized block. seg.x: bit position of the segment's first code in a staged row; seg.y: k0 |
+// k1 << 8 | storage_bits << 16 | bits << 24 (the group's halves [k0, k1) come from this block);
+// seg.z: staged byte offset of the block's scale; seg.w: 1 when used. a.w == -1: the group touches
+// a 16/32-bit block or three blocks, and decode_value_group handles it as before.
+struct GroupPlan {
+  int4 a, b;
+};
+
 constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
 
 constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
@@ -708,7 +720,9 @@ __host__ __device__ inline size_t values_stage_bytes(const LayerView& l, int hea
 
 __host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padded) {
   return kValueStages * values_stage_bytes(l, heads_padded) +
-         (l.values_fp16 ? 0 : align16(sizeof(__half) * T * kZStride));
+         (l.values_fp16 ? 0
+                        : align16(sizeof(__half) * T * kZStride) +
+                              sizeof(GroupPlan) * (kValueBlockChannels / 8));
 }
 
 // Decodes layer channels [c_first, c_first + 8) of one token from its staged row r (row byte b at
@@ -775,6 +789,61 @@ __device__ __forceinline__ uint4 decode_value_group(const LayerView& layer, cons
   }
 }
 
+__device__ GroupPlan plan_group(const LayerView& layer, int shift, int scale_shift, int c_first,
+                                int c_end) {
+  GroupPlan g{make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  const int n = c_end - c_first < 8 ? c_end - c_first : 8;
+  int k0 = 0;
+  for (int seg = 0;; ++seg) {
+    const DevBlock b = load_block(layer, __ldg(layer.channel_block + c_first + k0));
+    const int bend = b.first_channel + b.n_channels - c_first;
+    const int k1 = n < bend ? n : bend;
+    if (b.bits >= 16 || seg == 2) {
+      g.a.w = -1;
+      return g;
+    }
+    const int4 v = make_int4(8 * (b.byte_offset + shift) + (c_first + k0 - b.first_channel) * b.storage_bits,
+                             k0 | k1 << 8 | b.storage_bits << 16 | b.bits << 24,
+                             b.scale_offset + scale_shift, 1);
+    (seg == 0 ? g.a : g.b) = v;
+    if (k1 >= n) return g;
+    k0 = k1;
+  }
+}
+
+// One segment of a planned group: its halves [k0, k1) of the group, decoded from staged row r.
+__device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, uint4& out) {
+  const int k0 = v.y & 255, k1 = (v.y >> 8) & 255, sb = (v.y >> 16) & 255, bits = v.y >> 24;
+  uint32_t lo, hi;
+  load_code_window(r, v.x, sb, lo, hi);
+  if (k0 > 0) {  // code 0 of the window belongs in half k0 (k0 * sb <= 56)
+    const uint64_t w = ((static_cast<uint64_t>(hi) << 32) | lo) << (k0 * sb);
+    lo = static_cast<uint32_t>(w);
+    hi = static_cast<uint32_t>(w >> 32);
+  }
+  const uint4 z = dequant8(lo, hi, sb, bits, ld_u16(r + v.z));
+  if (k0 == 0 && k1 == 8) {
+    out = z;
+    return;
+  }
+  out.x |= z.x & halves_below(k1, 0) & ~halves_below(k0, 0);
+  out.y |= z.y & halves_below(k1, 1) & ~halves_below(k0, 1);
+  out.z |= z.z & halves_below(k1, 2) & ~halves_below(k0, 2);
+  out.w |= z.w & halves_below(k1, 3) & ~halves_below(k0, 3);
+}
+
+// decode_value_group's result for a planned group (same bits: the same windows and dequant8).
+__device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, const GroupPlan& g,
+                                                      const uint8_t* r, int shift, int scale_shift,
+                                                      int c_first, int c_end, bool valid) {
+  if (g.a.w < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
+  uint4 out = make_uint4(0u, 0u, 0u, 0u);
+  if (!valid) return out;
+  decode_segment(g.a, r, out);
+  if (g.b.w) decode_segment(g.b, r, out);
+  return out;
+}
+
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
   const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -805,11 +874,16 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   const size_t prob_sz = align16(sizeof(__half) * HP * kTileStride);
   const size_t stage_sz = raw_sz + prob_sz + align16(sizeof(float) * HP);
   __half* zt = reinterpret_cast<__half*>(smem + S * stage_sz);
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + S * stage_sz +
+                                                  align16(sizeof(__half) * T * kZStride));
 
-  // Zero everything once: staging slack, Z, probability rows and tile maxima past H.
+  // Zero everything once but the group plans (written below by other threads before the first
+  // barrier): staging slack, Z, probability rows and tile maxima past H.
   {
     uint32_t* z = reinterpret_cast<uint32_t*>(smem);
-    const int words = static_cast<int>(values_smem(layer, HP) / 4);
+    const size_t zero_bytes =
+        direct ? values_smem(layer, HP) : static_cast<size_t>(reinterpret_cast<uint8_t*>(plans) - smem);
+    const int words = static_cast<int>(zero_bytes / 4);
     for (int i = tid; i < words; i += kThreads) z[i] = 0u;
   }
   const int32_t* pages = batch.pages + batch.page_offsets[item.query];
@@ -825,6 +899,8 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   const int shift = layer.raw_key_bytes - vb.x;
   const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
   const int c_end = layer.key_width + layer.value_width;
+  if (!direct && tid < (ccount + 7) / 8)
+    plans[tid] = plan_group(layer, shift, scale_shift, layer.key_width + c0 + 8 * tid, c_end);
   __syncthreads();
 
   // Tile k (if any) into stage k % S; always one commit group per call.
@@ -870,8 +946,8 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
     if (!direct) {
       const uint8_t* r = rbuf + lane * rstride;
       for (int u = warp; u < (ccount + 7) / 8; u += kWarps) {
-        const uint4 z8 = decode_value_group(layer, r, shift, scale_shift,
-                                            layer.key_width + c0 + 8 * u, c_end, lane < n_valid);
+        const uint4 z8 = decode_planned_group(layer, plans[u], r, shift, scale_shift,
+                                              layer.key_width + c0 + 8 * u, c_end, lane < n_valid);
         *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z8;
       }
       __syncthreads();
@@ -948,7 +1024,7 @@ constexpr int kFoldTokens = 64;      // the usual tile
 constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
-  size_t ab, cs, sc, raw, lk, total;
+  size_t ab, cs, sc, raw, lk, plans, total;
   int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
@@ -975,6 +1051,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
               64);  // + read slack
   f.lk = o;
   o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
+  f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
+  o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
   f.total = o;
   return f;
 }
@@ -1068,7 +1146,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
   {
     uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
-    const int words = static_cast<int>((L.total - L.raw) / 4);
+    const int words = static_cast<int>((L.plans - L.raw) / 4);
     for (int i = tid; i < words; i += kThreads) z[i] = 0u;
   }
   // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
@@ -1092,6 +1170,18 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int32_t* pages = batch.pages + batch.page_offsets[item.query];
   const int pt = model.page_tokens;
   const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
+  // Quantized keys: each (KV head, 8-channel group) resolved to its blocks once (GroupPlan).
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int gpr = rkp_max / 8;  // plan slots per KV head
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + L.plans);
+  if (decode) {
+    for (int idx = tid; idx < ngc * gpr; idx += kThreads) {
+      const int gl = idx / gpr, u = idx - gl * gpr;
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      const int kch = layer.key_channel[g0 + gl];
+      if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
+    }
+  }
   float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`
   __syncthreads();
   stage_fold<TT>(layer, pages, pt, item.start, item.end, pb, raw);
@@ -1129,7 +1219,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (decode) {
       // Units (KV head with its own key group, 8-channel group, token half), round-robin over the
       // warps; lane = token. 16-byte stores of 8 decoded halves into the head's columns.
-      const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
       int unit = 0, prev_col = -1;
       for (int gl = 0; gl < ngc; ++gl) {
         const HeadKeyInfo hk = layer.head_keys[g0 + gl];
@@ -1140,8 +1229,9 @@ __global__ void __launch_bounds__(kThreads, 2)
           for (int th = 0; th < TT / 32; ++th, ++unit) {
             if (unit % kWarps != warp) continue;
             const int t = 32 * th + lane;
-            const uint4 z8 = decode_value_group(layer, rbuf + t * rstride, -pb.x, scale_shift,
-                                                kch + 8 * u, kch + hk.y, t < n_valid);
+            const uint4 z8 =
+                decode_planned_group(layer, plans[gl * gpr + u], rbuf + t * rstride, -pb.x,
+                                     scale_shift, kch + 8 * u, kch + hk.y, t < n_valid);
             *reinterpret_cast<uint4*>(lk + t * ks + hk.x + 8 * u) = z8;
           }
         }
