@@ -3,7 +3,11 @@
 // layers, batches 1/16/64, contexts 4K..128K (where memory allows), ranks of a 75% (keys 80% /
 // values 70%), a 60% (keys 70% / values 50%) and a 50% (keys 60% / values 40%) profile, latents
 // fp16, 4-bit and 3-bit mixed
-// (4-bit outliers, 3-bit inliers, true 3-bit packing).
+// (4-bit outliers, 3-bit inliers, true 3-bit packing); and "0%": an uncompressed layer, made as the
+// profile builder makes one (identity factors at full rank, fp16, LayerProfile::compressed false),
+// which the backend attends with its dense kernels (STARKV_NO_DENSE=1: with the low-rank ones),
+// fp16 only. --shape smollm2-135m (H=9, G=3, D=64) runs a small model's layer (only on request);
+// --batch N and --context N replace the lists of batches and contexts.
 //
 // Protocol (DESIGN §5): CUDA events around each decode_step_run, median of >= 20 timed runs after
 // 3 warm-up runs; before every timed run a 256 MB buffer is overwritten so that L2 (50 MB) holds
@@ -55,12 +59,27 @@ struct Shape {
   const char* name;
   int32_t H, G, D;
   float theta;
+  bool on_request;  // only with --shape NAME
 };
 
 struct Compression {
   const char* name;
   float key_removed, value_removed;
+  bool uncompressed;  // an uncompressed layer (identity factors, fp16), as the builder makes it
 };
+
+// What the profile builder makes for an uncompressed layer (profile_builder.cpp: identity_group):
+// identity factors at full rank, one group per KV head for keys and one joint group for values (the
+// builder's default decompositions), 16-bit, not compressed.
+starkv::FactorGroup identity_group(int32_t in_offset, int32_t in_dim) {
+  starkv::FactorGroup g;
+  g.in_offset = in_offset;
+  g.in_dim = g.rank = in_dim;
+  g.down.assign(static_cast<size_t>(in_dim) * static_cast<size_t>(in_dim), 0.0f);
+  for (int32_t i = 0; i < in_dim; ++i) g.down[static_cast<size_t>(i) * in_dim + i] = 1.0f;
+  g.up = g.down;
+  return g;
+}
 
 struct Bits {
   const char* name;
@@ -80,6 +99,18 @@ std::shared_ptr<starkv::Profile> make_profile(const Shape& s, const Compression&
   p->attention_scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   p->quant.inlier_bits = b.inlier;
   p->quant.outlier_bits = b.outlier;
+  if (c.uncompressed) {
+    starkv::LayerProfile lp;
+    lp.compressed = false;
+    for (int32_t g = 0; g < s.G; ++g) lp.keys.push_back(identity_group(g * s.D, s.D));
+    lp.values.push_back(identity_group(0, s.G * s.D));
+    lp.inlier_bits = lp.outlier_bits = 16;
+    *key_rank = s.D;
+    *value_rank = s.G * s.D;
+    p->layers.push_back(std::move(lp));
+    p->finalize_layouts();
+    return p;
+  }
   const int32_t rk = std::max(8, static_cast<int32_t>(std::lround((1.0 - c.key_removed) * s.D)));
   const int32_t rv = static_cast<int32_t>(std::lround((1.0 - c.value_removed) * s.G * s.D));
   *key_rank = rk;
@@ -133,6 +164,7 @@ int main(int argc, char** argv) {
   int reps = 25;
   bool quick = false;
   std::string only_shape, only_comp, only_bits;
+  int32_t only_batch = 0, only_context = 0;  // 0: the default lists
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
       out_path = argv[++i];
@@ -146,6 +178,10 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--quick"))
       quick = true;
+    else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc)
+      only_batch = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--context") && i + 1 < argc)
+      only_context = std::atoi(argv[++i]);
   }
   FILE* out = std::fopen(out_path.c_str(), "w");
   if (!out) return 1;
@@ -161,10 +197,20 @@ int main(int argc, char** argv) {
   std::fprintf(out,
                "{\"kind\":\"env\",\"device\":\"%s\",\"sms\":%d,\"driver\":%d,\"runtime\":%d}\n",
                prop.name, prop.multiProcessorCount, driver, runtime);
+  // Read by the backend at pool creation: uncompressed layers then take the low-rank kernels.
+  const char* no_dense_env = std::getenv("STARKV_NO_DENSE");
+  const bool no_dense =
+      no_dense_env != nullptr && no_dense_env[0] != '\0' && std::strcmp(no_dense_env, "0") != 0;
+  if (no_dense)
+    std::printf("# STARKV_NO_DENSE=1: uncompressed (0%%) layers use the low-rank kernels\n");
 
-  const Shape shapes[] = {{"llama2-7b", 32, 32, 128, 10000.0f},
-                          {"llama3-8b", 32, 8, 128, 500000.0f}};
-  const Compression comps[] = {{"75%", 0.80f, 0.70f}, {"60%", 0.70f, 0.50f}, {"50%", 0.60f, 0.40f}};
+  const Shape shapes[] = {{"llama2-7b", 32, 32, 128, 10000.0f, false},
+                          {"llama3-8b", 32, 8, 128, 500000.0f, false},
+                          {"smollm2-135m", 9, 3, 64, 100000.0f, true}};
+  const Compression comps[] = {{"75%", 0.80f, 0.70f, false},
+                               {"60%", 0.70f, 0.50f, false},
+                               {"50%", 0.60f, 0.40f, false},
+                               {"0%", 0.0f, 0.0f, true}};
   const Bits bits[] = {{"fp16", 16, 16}, {"4/4", 4, 4}, {"4/3", 3, 4}};
   std::vector<int32_t> batches = {1, 16, 64};
   std::vector<int32_t> contexts = {4096, 16384, 32768, 131072};
@@ -172,6 +218,8 @@ int main(int argc, char** argv) {
     batches = {16};
     contexts = {32768};
   }
+  if (only_batch > 0) batches = {only_batch};
+  if (only_context > 0) contexts = {only_context};
   const double budget_bytes = 30e9;  // cache bytes per configuration
 
   starkv_context_params cp = starkv_context_params_default();
@@ -192,8 +240,10 @@ int main(int argc, char** argv) {
     for (const Compression& comp : comps) {
       for (const Bits& bit : bits) {
         if ((!only_shape.empty() && only_shape != shape.name) ||
+            (only_shape.empty() && shape.on_request) ||
             (!only_comp.empty() && only_comp != comp.name) ||
-            (!only_bits.empty() && only_bits != bit.name)) {
+            (!only_bits.empty() && only_bits != bit.name) ||
+            (comp.uncompressed && bit.inlier != 16)) {  // uncompressed layers are fp16
           continue;
         }
         int32_t rk = 0, rv = 0;
@@ -223,7 +273,18 @@ int main(int argc, char** argv) {
           pp.capacity_tokens = static_cast<int64_t>(batch) * (max_ctx + 64 * (append_reps + 2));
           pp.max_sequences = batch;
           starkv_cache_pool* pool = nullptr;
-          SK(starkv_cache_pool_create(ctx, ph, &pp, &pool));
+          if (comp.uncompressed) {
+            // With STARKV_NO_DENSE=1 a wide uncompressed layer may not fit the low-rank kernels'
+            // tiles: report that and go on with the other configurations.
+            const starkv_status st = starkv_cache_pool_create(ctx, ph, &pp, &pool);
+            if (st != STARKV_OK) {
+              std::printf("%-10s %-4s %-5s %5d not run: %s (%s)\n", shape.name, comp.name, bit.name,
+                          batch, starkv_status_string(st), starkv_last_error());
+              continue;
+            }
+          } else {
+            SK(starkv_cache_pool_create(ctx, ph, &pp, &pool));
+          }
           std::vector<int32_t> seqs(static_cast<size_t>(batch));
           for (int32_t& s : seqs) SK(starkv_seq_create(pool, &s));
           std::vector<int32_t> ids(fill_tokens), pos(fill_tokens);
@@ -279,10 +340,11 @@ int main(int argc, char** argv) {
                 "{\"kind\":\"starkv\",\"shape\":\"%s\",\"H\":%d,\"G\":%d,\"D\":%d,"
                 "\"compression\":\"%s\",\"bits\":\"%s\",\"key_rank\":%d,\"value_rank\":%d,"
                 "\"row_bytes\":%lld,\"batch\":%d,\"context\":%d,\"bytes\":%.0f,\"us\":%.2f,"
-                "\"us_min\":%.2f}\n",
+                "\"us_min\":%.2f%s}\n",
                 shape.name, shape.H, shape.G, shape.D, comp.name, bit.name, rk, rv,
                 static_cast<long long>(row_bytes), batch, context, bytes, us,
-                *std::min_element(times.begin(), times.end()));
+                *std::min_element(times.begin(), times.end()),
+                comp.uncompressed && no_dense ? ",\"no_dense\":true" : "");
             std::fflush(out);
           }
 

@@ -58,11 +58,14 @@ def main():
         app = appends.get(akey)
         call = appends_call.get(akey)
         share = f"{100.0 * call / (call + r['us']):.0f}%" if call else "n/a"
-        lines.append(f"| {r['shape']} | {r['batch']} | {r['context']} | {r['compression']} | {r['bits']} | "
+        # "0%" rows are uncompressed layers (starkv's dense kernels); no_dense marks a run with
+        # STARKV_NO_DENSE=1 (the same layer through the low-rank kernels).
+        comp = r["compression"] + (" (STARKV_NO_DENSE)" if r.get("no_dense") else "")
+        lines.append(f"| {r['shape']} | {r['batch']} | {r['context']} | {comp} | {r['bits']} | "
                      f"{r['key_rank']}/{r['value_rank']} | {r['bytes'] / 1e6:.1f} | {gbs:.0f} | "
                      f"{100 * gbs / peak:.1f}% | {r['us']:.1f} | {dense_s} | {speed} | "
                      f"{app:.2f} | {share} |" if app is not None else
-                     f"| {r['shape']} | {r['batch']} | {r['context']} | {r['compression']} | {r['bits']} | "
+                     f"| {r['shape']} | {r['batch']} | {r['context']} | {comp} | {r['bits']} | "
                      f"{r['key_rank']}/{r['value_rank']} | {r['bytes'] / 1e6:.1f} | {gbs:.0f} | "
                      f"{100 * gbs / peak:.1f}% | {r['us']:.1f} | {dense_s} | {speed} | n/a | n/a |")
     text = "\n".join(lines)

@@ -2,7 +2,7 @@
 # One device-machine session: configure and build (CUDA on, bindings/tools/samples off), run the
 # GPU tests, compute-sanitizer memcheck + racecheck on a small GPU test subset, then the benchmark
 # and the dense baseline, and merge them into one table. Logs go to $OUT (or ./bench-out).
-# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|quick|iter|runner|ncuk|ncu|ncusrc|sass] ...
+# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|dense|quick|iter|runner|ncuk|ncu|ncusrc|sass] ...
 #        (default: tests sanitize bench)
 set -o pipefail
 OUT=${OUT:-$PWD/bench-out}
@@ -22,10 +22,10 @@ for s in $steps; do
     tests) $B/tests/starkv_gpu_tests 2>&1 | tee "$OUT/gpu_tests.txt" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED|tests ran|Failure|error" | head -60 ;;
     sanitize)
       compute-sanitizer --tool memcheck --error-exitcode 1 $B/tests/starkv_gpu_tests \
-        --gtest_filter='*CudaQuantized*/0:*CudaQuantized*/2:CudaBackend.Snapshots*:CudaBackend.Fork*:*CudaVsCpu16*/1:CudaBackend.DecodeStepPlans*:CudaBackend.QuantizedAppend*:*CudaSplitPath*/*:CudaBackend.ManyHeads*' \
+        --gtest_filter='*CudaFoldSmallTile*/0:*CudaFoldSmallTile*/3:*CudaQuantized*/0:*CudaQuantized*/2:CudaBackend.Snapshots*:CudaBackend.Fork*:*CudaVsCpu16*/1:CudaBackend.DecodeStepPlans*:CudaBackend.QuantizedAppend*:*CudaSplitPath*/*:CudaBackend.ManyHeads*:*CudaDenseVsCpu*/1:*CudaDenseVsCpu*/3:CudaDenseLayers.DecodeStep*' \
         > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"; tail -5 "$OUT/memcheck.txt"
       compute-sanitizer --tool racecheck --error-exitcode 1 $B/tests/starkv_gpu_tests \
-        --gtest_filter='*CudaQuantized*/2:*CudaVsCpu16*/3:*CudaSplitPath*/*' \
+        --gtest_filter='*CudaFoldSmallTile*/3:*CudaQuantized*/2:*CudaVsCpu16*/3:*CudaSplitPath*/*:*CudaDenseVsCpu*/1:*CudaDenseVsCpu*/3' \
         > "$OUT/racecheck.txt" 2>&1; echo "racecheck rc=$?"; tail -5 "$OUT/racecheck.txt" ;;
     bench)
       $BENCH --out "$OUT/starkv_results.jsonl" 2>&1 | tee "$LOGS/bench.txt"
@@ -37,6 +37,14 @@ for s in $steps; do
         $BENCH --comp 75% --bits $bits --reps 20 --out /tmp/b75.jsonl 2>&1 | grep -v append; cat /tmp/b75.jsonl >> "$OUT/starkv_results.jsonl"
       done
       PYTHONUNBUFFERED=1 python3 bench/sdpa_baseline.py --reps 20 --out "$OUT/sdpa_results.jsonl" 2>&1 | tail -3
+      python3 bench/merge_results.py "$OUT/starkv_results.jsonl" "$OUT/sdpa_results.jsonl" --gpu "$LOGS/gpu.txt" --md "$OUT/table.md" --peak ${PEAK_GBS:-4800} ;;
+    dense)  # uncompressed layers ("0%"): the dense kernels, the low-rank ones (STARKV_NO_DENSE=1), SDPA
+      : > "$OUT/starkv_results.jsonl"; : > "$OUT/sdpa_results.jsonl"
+      for cfg in "llama3-8b 16 32768" "smollm2-135m 32 8192"; do set -- $cfg
+        $BENCH --shape $1 --comp 0% --batch $2 --context $3 --reps 20 --out /tmp/d.jsonl 2>&1 | grep -v "^#"; cat /tmp/d.jsonl >> "$OUT/starkv_results.jsonl"
+        STARKV_NO_DENSE=1 $BENCH --shape $1 --comp 0% --batch $2 --context $3 --reps 10 --out /tmp/d.jsonl 2>&1 | grep -v "^#" | sed 's/^/no-dense: /'; cat /tmp/d.jsonl >> "$OUT/starkv_results.jsonl"
+        PYTHONUNBUFFERED=1 python3 bench/sdpa_baseline.py --shape $1 --batch $2 --context $3 --reps 20 --out /tmp/s.jsonl 2>&1 | tail -2; cat /tmp/s.jsonl >> "$OUT/sdpa_results.jsonl"
+      done
       python3 bench/merge_results.py "$OUT/starkv_results.jsonl" "$OUT/sdpa_results.jsonl" --gpu "$LOGS/gpu.txt" --md "$OUT/table.md" --peak ${PEAK_GBS:-4800} ;;
     ncuk)  # per-kernel duration and limits of one decode step (score, value, combine kernels)
       for cfg in "llama2-7b fp16" "llama3-8b 4/3"; do set -- $cfg

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 SHAPES = [("llama2-7b", 32, 32, 128), ("llama3-8b", 32, 8, 128)]
+# Run only when named with --shape (as in decode_bench).
+ON_REQUEST = [("smollm2-135m", 9, 3, 64)]
 
 
 def time_once(fn, flush):
@@ -30,9 +32,17 @@ def main():
     ap.add_argument("--out", default="sdpa_results.jsonl")
     ap.add_argument("--reps", type=int, default=25)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--shape", help="only this shape (smollm2-135m runs only when named)")
+    ap.add_argument("--batch", type=int, help="only this batch size")
+    ap.add_argument("--context", type=int, help="only this context length")
     args = ap.parse_args()
+    shapes = [s for s in SHAPES + ON_REQUEST if s[0] == args.shape] if args.shape else SHAPES
     batches = [16] if args.quick else [1, 16, 64]
     contexts = [32768] if args.quick else [4096, 16384, 32768, 131072]
+    if args.batch:
+        batches = [args.batch]
+    if args.context:
+        contexts = [args.context]
     dev = torch.device("cuda")
     props = torch.cuda.get_device_properties(dev)
     flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
@@ -42,7 +52,7 @@ def main():
     out.write(json.dumps(env) + "\n")
     print("#", env, flush=True)
     free_bytes = torch.cuda.mem_get_info()[0]
-    for name, H, G, D in SHAPES:
+    for name, H, G, D in shapes:
         for b in batches:
             for t in contexts:
                 kv_bytes = 2 * b * G * t * D * 2

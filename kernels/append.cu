@@ -140,9 +140,10 @@ __global__ void __launch_bounds__(kEncodeThreads)
 cudaError_t configure_attention_kernels(int bytes);  // decode_attention.cu
 
 cudaError_t configure_kernels(int bytes) {
-  const cudaError_t e =
+  cudaError_t e =
       cudaFuncSetAttribute(encode_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  return e == cudaSuccess ? configure_attention_kernels(bytes) : e;
+  if (e == cudaSuccess) e = configure_attention_kernels(bytes);
+  return e == cudaSuccess ? configure_dense_layer_attention(bytes) : e;
 }
 
 cudaError_t launch_to_float(const void* src, int dtype, int64_t n, float* dst,

@@ -844,14 +844,6 @@ __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, co
   return out;
 }
 
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
-}
-
 // Up to 32 heads (NHT <= 4) the accumulators are small enough for three CTAs per SM (80
 // registers, no spills): small models' layers (e.g. 9 heads) need it for latency hiding, and
 // without the bound the 32-head instance drifts to 91 registers and two CTAs per SM.
@@ -1477,37 +1469,36 @@ cudaError_t launch_attention_nt(const LayerView& layer, const ModelView& model,
 }  // namespace
 
 cudaError_t configure_attention_kernels(int bytes) {
-  const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
-  cudaError_t e = cudaFuncSetAttribute(decode_attention_kernel<4, true, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<8, true, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<16, true, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<4, false, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<8, false, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<16, false, kHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<4, false, kScoreHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<8, false, kScoreHeads>, a, bytes);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention_kernel<16, false, kScoreHeads>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4, kFoldTokens>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8, kFoldTokens>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16, kFoldTokens>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<4, kFoldTokensSmall>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<8, kFoldTokensSmall>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(fold_scores_kernel<16, kFoldTokensSmall>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<1>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<2>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<4>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_values_kernel<8>, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(combine_splits_kernel, a, bytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(combine_split_values_kernel, a, bytes);
-  return e;
+  // Every attention kernel instance a launch may pick (head_dim 32/64/128; see the launchers).
+  const void* const kernels_used[] = {
+      reinterpret_cast<const void*>(decode_attention_kernel<4, true, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<8, true, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<16, true, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<4, false, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<8, false, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<16, false, kHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<4, false, kScoreHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<8, false, kScoreHeads>),
+      reinterpret_cast<const void*>(decode_attention_kernel<16, false, kScoreHeads>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(decode_values_kernel<1>),
+      reinterpret_cast<const void*>(decode_values_kernel<2>),
+      reinterpret_cast<const void*>(decode_values_kernel<4>),
+      reinterpret_cast<const void*>(decode_values_kernel<8>),
+      reinterpret_cast<const void*>(combine_splits_kernel),
+      reinterpret_cast<const void*>(combine_split_values_kernel),
+  };
+  for (const void* k : kernels_used) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
 }
 
 size_t attention_smem_bytes(const LayerView& layer, const ModelView& model) {

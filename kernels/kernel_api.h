@@ -142,6 +142,9 @@ struct AttendBatch {
   __half* probs;
   float* tile_max;
   float* vacc;
+  // Dense layers (dense_layer_attention.cu): each item's unnormalized partial output
+  // [n_items][n_heads][head_dim] f32; `stats` then holds each head's max in log2 units.
+  float* dense_acc;
 };
 
 // Raises every kernel's dynamic shared-memory limit to `bytes` (the device's opt-in maximum).
@@ -179,6 +182,37 @@ constexpr int kValueBlockChannels = 128;
 cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
                                   const AttendBatch& batch, void* out, int out_dtype,
                                   cudaStream_t stream);
+
+// ---- Dense attention over uncompressed layers (dense_layer_attention.cu) -----------------------
+// An uncompressed layer's rows hold its pre-RoPE keys and its values as fp16 in head-dim order
+// (identity factors, checked on the host: dense_row_offsets in src/cuda/device_layer.h), so its
+// attention is plain dense attention over the rows.
+
+// How RoPE pairs a head's dims (ModelView::perm is the same pairing as a permutation).
+constexpr int kDenseRopeNone = 0;  // no rotation
+constexpr int kDenseRopeGptj = 1;  // pairs (2i, 2i + 1)
+constexpr int kDenseRopeNeox = 2;  // pairs (i, i + rope_pairs)
+
+struct DenseLayerView {
+  const uint8_t* rows;  // [n_pages][page_tokens][row_bytes], as LayerView::rows
+  int32_t row_bytes;
+  int32_t key_offset;    // row byte offset of KV head 0's D keys; head g's start 2*g*D further
+  int32_t value_offset;  // the same for the values
+  int32_t rope_mode;     // kDenseRope*
+};
+
+// Whether the dense kernels cover this model (head_dim 32, 64 or 128; up to 8 query heads per KV
+// head; for neox RoPE, a rotary dim that is a multiple of 8). Host only.
+bool dense_layer_attention_supported(const ModelView& model, int rope_mode);
+// Dynamic shared memory of the dense attention kernel for this head_dim (0 if not covered).
+size_t dense_layer_attention_smem_bytes(int head_dim);
+// Raises the dense kernels' dynamic shared-memory limit (called by configure_kernels).
+cudaError_t configure_dense_layer_attention(int bytes);
+// Split-K partials over the batch's work items (into batch.dense_acc and batch.stats), then the
+// combine into out [n_queries][n_heads][head_dim] in out_dtype. Returns the launch error, if any.
+cudaError_t launch_dense_layer_attention(const DenseLayerView& layer, const ModelView& model,
+                                         const AttendBatch& batch, const void* q, int q_dtype,
+                                         void* out, int out_dtype, cudaStream_t stream);
 
 // Projects n tokens' keys and values ([n, G*D] each, f32) onto f32 latents [n, latent_width]
 // (used for decode-sized batches; prefill uses cuBLAS).

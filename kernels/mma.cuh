@@ -32,6 +32,25 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem_r
                : "memory");
 }
 
+// ldmatrix.x4.trans: as ldmatrix_x4, but r[m] receives this lane's fragment of matrix m transposed
+// (column lane/4, rows 2*(lane%4) and 2*(lane%4)+1 of the stored matrix): an A or B operand whose
+// k dimension runs along the stored rows.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+
+// Transposes an 8x8 matrix of halves held one row per 4 lanes (lane l: row l/4, columns
+// 2*(l%4), 2*(l%4)+1), in registers: an accumulator tile turned into the next MMA's operand.
+__device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
 // A 32-bit word of two consecutive halves at p (4-byte aligned).
 __device__ __forceinline__ uint32_t ld_h2(const __half* p) {
   return *reinterpret_cast<const uint32_t*>(p);

@@ -1,7 +1,8 @@
 // The CUDA backend: pool rows in device memory (one cudaMalloc per layer), append through a
 // projection kernel (or cuBLAS for large batches) and the encode kernel, attention through the
-// split-K decode kernel and its combine kernel. Work goes to the context's stream; nothing here
-// synchronizes the device except read_rows (the caller needs the bytes) and synchronize().
+// split-K decode kernel and its combine kernel (uncompressed layers: the dense kernels). Work goes
+// to the context's stream; nothing here synchronizes the device except read_rows (the caller needs
+// the bytes) and synchronize().
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -26,6 +27,16 @@ namespace {
 // groups); larger ones (prefill) by cuBLAS SGEMM per group. Both equal the CPU's latents up to
 // fp32 rounding (summation order).
 constexpr int32_t kSmallAppend = 64;
+
+// Blocks per SM the plan aims at for a batch of dense layers only (one block per work item and KV
+// head, 3-4 resident per SM): a few waves, so that the last, partly filled one costs little.
+constexpr int64_t kDenseCtasPerSm = 16;
+
+// Whether an on/off environment switch is on: set, non-empty and not "0".
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
 
 class CudaPoolStorage : public PoolStorage {
  public:
@@ -53,7 +64,8 @@ class CudaPlan : public BackendPlan {
  public:
   std::vector<int32_t> kv_lengths;  // what the plan was made for
   std::vector<int32_t> seq_ids;
-  DeviceBuffer items, page_offsets, pages, query_items, acc, stats, probs, tile_max, vacc;
+  DeviceBuffer items, page_offsets, pages, query_items, acc, stats, probs, tile_max, vacc,
+      dense_acc;
   kernels::AttendBatch batch{};
 };
 
@@ -86,7 +98,16 @@ class CudaBackend : public Backend {
                                                    int32_t page_tokens) override {
     select();
     auto storage = std::make_unique<CudaPoolStorage>(profile, n_pages, page_tokens, stream_);
+    // Uncompressed layers whose rows are exactly fp16 K/V take the dense kernels, unless
+    // STARKV_NO_DENSE=1 keeps them on the low-rank kernels (for A/B comparisons).
+    const bool dense_allowed = !env_flag("STARKV_NO_DENSE") &&
+                               kernels::dense_layer_attention_smem_bytes(profile.shape.head_dim) <=
+                                   static_cast<size_t>(max_smem_);
     for (auto& layer : storage->layers) {
+      layer->use_dense = dense_allowed && layer->dense_exact &&
+                         kernels::dense_layer_attention_supported(storage->model.view,
+                                                                  layer->dense_view.rope_mode);
+      if (layer->use_dense) continue;  // the low-rank kernels' tiles need not fit
       const size_t scores =
           kernels::split_scores_smem_bytes(layer->scores_view, storage->model.view);
       const size_t values =
@@ -253,18 +274,30 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   // Split-K: about four CTAs per SM over the batch, splits a multiple of the 32-token tile.
   int64_t total_tokens = 0;
   for (const AttendQuery& q : queries) total_tokens += q.kv_length;
-  bool any_fold = false;
-  for (const auto& layer : s.layers) any_fold = any_fold || layer->use_fold;
+  bool any_fold = false, any_low_rank = false, any_dense = false;
+  for (const auto& layer : s.layers) {
+    any_fold = any_fold || layer->use_fold;
+    any_low_rank = any_low_rank || !layer->use_dense;
+    any_dense = any_dense || layer->use_dense;
+  }
   const int64_t target_ctas = (any_fold ? 8LL : 4LL) * std::max(1, n_sms_);
   // Work items are shared by all layers: size them for the score pass with the most chunks (the
   // fold kernel and the fused kernel use the 8-head chunks, the old score kernel wider ones).
   int64_t chunks = 1;
   for (const auto& layer : s.layers) {
+    if (layer->use_dense) continue;
     chunks = std::max<int64_t>(chunks, layer->use_split && !layer->use_fold
                                            ? s.model.n_score_chunks
                                            : s.model.n_chunks);
   }
   int64_t split = (total_tokens * chunks + target_ctas - 1) / target_ctas;
+  if (!any_low_rank) {
+    // Dense layers only (one block per item and KV head): about kDenseCtasPerSm blocks per SM.
+    // With low-rank layers the items are sized for those; the dense kernel then gets more,
+    // smaller blocks, which it handles as well.
+    const int64_t dense_ctas = kDenseCtasPerSm * std::max(1, n_sms_);
+    split = (total_tokens * profile.shape.n_kv_heads + dense_ctas - 1) / dense_ctas;
+  }
   split = std::max<int64_t>(split, 64);
   // Even items: the longest query in k equal pieces, each a multiple of 64 tokens (the fold score
   // kernel's tile; also a multiple of the 32-token tile of the other kernels).
@@ -297,21 +330,31 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
 
   const size_t n_items_real = items.size();
   int32_t slots = 1;
-  for (const auto& layer : s.layers) slots = std::max(slots, layer->view.slots_per_item);
+  for (const auto& layer : s.layers) {
+    if (!layer->use_dense) slots = std::max(slots, layer->view.slots_per_item);
+  }
   const size_t n_items = std::max<size_t>(1, items.size());
   if (items.empty()) items.resize(1);
   p->items = upload(items, stream_);
   p->page_offsets = upload(offsets, stream_);
   p->pages = upload(pages, stream_);
   p->query_items = upload(query_items, stream_);
-  p->acc.reset(n_items * static_cast<size_t>(slots) * kernels::kAttnValueChannels *
-               kernels::kAttnHeadsPerCta * sizeof(float));
+  // The fused kernel's accumulators, when a low-rank layer may use it (a pool of dense layers only
+  // needs none).
+  p->acc.reset(any_low_rank ? n_items * static_cast<size_t>(slots) * kernels::kAttnValueChannels *
+                                  kernels::kAttnHeadsPerCta * sizeof(float)
+                            : 0);
   p->stats.reset(n_items * static_cast<size_t>(profile.shape.n_heads) * 2 * sizeof(float));
+  if (any_dense) {
+    p->dense_acc.reset(n_items * static_cast<size_t>(profile.shape.n_heads) *
+                       static_cast<size_t>(profile.shape.head_dim) * sizeof(float));
+  }
 
   // Split-mode buffers, when a layer uses it.
   bool split_mode = false;
   int32_t value_width = 1;
   for (const auto& layer : s.layers) {
+    if (layer->use_dense) continue;
     split_mode = split_mode || layer->use_split;
     value_width = std::max(value_width, layer->view.value_width);
   }
@@ -343,6 +386,7 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   b.query_items = p->query_items.get<int2>();
   b.acc = p->acc.get<float>();
   b.stats = p->stats.get<float>();
+  b.dense_acc = p->dense_acc.get<float>();
   return p;
 }
 
@@ -362,6 +406,13 @@ void CudaBackend::attend(const Profile& profile, const PoolStorage& storage, int
     p = static_cast<CudaPlan*>(own.get());
   }
   const DeviceLayer& d = *s.layers[static_cast<size_t>(layer)];
+  if (d.use_dense) {
+    cuda_check(kernels::launch_dense_layer_attention(d.dense_view, s.model.view, p->batch, q,
+                                                     q_dtype, out, out_dtype, stream_),
+               "dense_layer_attention");
+    if (own) cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (temporary plan)");
+    return;
+  }
   if (d.use_fold) {
     cuda_check(kernels::launch_fold_split_attention(d.fold_view, d.values_view, s.model.view,
                                                     p->batch, q, q_dtype, out, out_dtype, stream_),

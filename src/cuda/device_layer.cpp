@@ -39,7 +39,68 @@ kernels::DevBlock to_dev(const BlockLayout& b) {
   return d;
 }
 
+// Whether `groups` are exactly identity factors that tile [0, width) in order, whole heads each.
+bool identity_partition(const std::vector<FactorGroup>& groups, int32_t width, int32_t head_dim) {
+  int32_t next = 0;
+  for (const FactorGroup& g : groups) {
+    if (g.in_offset != next || g.in_dim <= 0 || g.in_dim % head_dim != 0 || g.rank != g.in_dim) {
+      return false;
+    }
+    const size_t n = static_cast<size_t>(g.in_dim);
+    if (g.down.size() != n * n || g.up.size() != n * n) return false;
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < n; ++j) {
+        const float want = i == j ? 1.0f : 0.0f;
+        if (g.down[i * n + j] != want || g.up[i * n + j] != want) return false;
+      }
+    }
+    next += g.in_dim;
+  }
+  return next == width;
+}
+
+// The row byte offsets of latent channels [first, first + count) when they are all fp16 and
+// consecutive (channel first + x at offset + 2x): that offset, else -1.
+int32_t consecutive_fp16_bytes(const RowLayout& layout, int32_t first, int32_t count) {
+  int32_t offset = -1;
+  int32_t ch = first;
+  for (const std::vector<GroupLayout>* groups : {&layout.key_groups, &layout.value_groups}) {
+    for (const GroupLayout& gl : *groups) {
+      for (const BlockLayout* b : {&gl.outlier, &gl.inlier}) {
+        // Blocks come in channel order; take the part of this one that holds channels from ch on.
+        const int32_t end = std::min(first + count, b->first_channel + b->n_channels);
+        if (ch >= end || ch < b->first_channel) continue;
+        if (b->bits != 16 || b->storage_bits != 16) return -1;
+        const int32_t byte = b->byte_offset + 2 * (ch - b->first_channel);
+        if (offset < 0) offset = byte;
+        if (byte != offset + 2 * (ch - first)) return -1;
+        ch = end;
+      }
+    }
+  }
+  return ch == first + count ? offset : -1;
+}
+
 }  // namespace
+
+bool dense_row_offsets(const Profile& profile, int32_t layer, int32_t* key_offset,
+                       int32_t* value_offset) {
+  const LayerProfile& lp = profile.layers[static_cast<size_t>(layer)];
+  const RowLayout& layout = profile.row_layouts[static_cast<size_t>(layer)];
+  const int32_t D = profile.shape.head_dim, width = profile.shape.kv_width();
+  if (lp.compressed || layout.quantized || D <= 0 || (2 * D) % 16 != 0) return false;
+  if (!identity_partition(lp.keys, width, D) || !identity_partition(lp.values, width, D)) {
+    return false;
+  }
+  // Identity groups in order: key dim x (head x / D) is latent channel x, value dim x is channel
+  // width + x.
+  const int32_t keys = consecutive_fp16_bytes(layout, 0, width);
+  const int32_t values = consecutive_fp16_bytes(layout, width, width);
+  if (keys < 0 || values < 0 || keys % 16 != 0 || values % 16 != 0) return false;
+  *key_offset = keys;
+  *value_offset = values;
+  return true;
+}
 
 std::vector<int32_t> DeviceModel::key_permutation(const Profile& profile) {
   const int32_t D = profile.shape.head_dim;
@@ -290,6 +351,16 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   const size_t row_bytes = static_cast<size_t>(layout.row_bytes);
   rows.reset(static_cast<size_t>(n_pages) * static_cast<size_t>(page_tokens) * row_bytes);
   cuda_check(cudaMemsetAsync(rows.get(), 0, rows.bytes(), stream), "cudaMemsetAsync (pool)");
+
+  int32_t dense_keys = 0, dense_values = 0;
+  dense_exact = dense_row_offsets(profile, layer, &dense_keys, &dense_values);
+  dense_view.rows = rows.get<uint8_t>();
+  dense_view.row_bytes = layout.row_bytes;
+  dense_view.key_offset = dense_keys;
+  dense_view.value_offset = dense_values;
+  dense_view.rope_mode = profile.rope.style == STARKV_ROPE_NONE   ? kernels::kDenseRopeNone
+                         : profile.rope.style == STARKV_ROPE_GPTJ ? kernels::kDenseRopeGptj
+                                                                  : kernels::kDenseRopeNeox;
 
   kernels::LayerView& v = view;
   v.row_bytes = layout.row_bytes;

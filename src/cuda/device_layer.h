@@ -28,6 +28,15 @@ struct DeviceModel {
   static std::vector<int32_t> key_permutation(const Profile& profile);
 };
 
+// Where an uncompressed layer's rows keep its keys and values when attention over them is exactly
+// plain dense attention: the layer is not compressed, every key and value factor is exactly the
+// identity (down and up, rank = in_dim), every block of the row holds fp16 values, and KV head g's
+// D keys (values) are D consecutive halves in head-dim order at row byte *key_offset + 2*g*D
+// (*value_offset + 2*g*D), both offsets 16-byte aligned. Returns false, leaving the offsets
+// untouched, for any other layer (which then keeps the low-rank kernels).
+bool dense_row_offsets(const Profile& profile, int32_t layer, int32_t* key_offset,
+                       int32_t* value_offset);
+
 struct DeviceLayer {
   kernels::LayerView view{};         // the fused kernel's view
   kernels::LayerView scores_view{};  // split mode: the score kernel's view (keys only)
@@ -43,6 +52,12 @@ struct DeviceLayer {
   bool use_split = false;
   // Split mode's score pass through the fold-the-query kernel (when its shared memory fits).
   bool use_fold = false;
+  // Dense path (kernels/dense_layer_attention.cu): dense_exact when the rows are exactly the fp16
+  // keys and values (dense_row_offsets); use_dense when the backend runs the dense kernels for the
+  // layer (chosen at pool creation; the other paths' flags then stay false).
+  kernels::DenseLayerView dense_view{};
+  bool dense_exact = false;
+  bool use_dense = false;
   // Host copies used by the prefill path (cuBLAS per group).
   std::vector<kernels::DevGroup> host_groups;
 

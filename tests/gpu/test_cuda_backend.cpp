@@ -14,16 +14,21 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "api/handles.h"
+#include "cuda/device_layer.h"
 #include "support/api_fixtures.h"
 #include "support/reference_attention.h"
 #include "support/skip_without_gpu.h"
@@ -82,6 +87,7 @@ struct ProfileSpec {
   int32_t inlier_bits = 16, outlier_bits = 16;
   int32_t nibbles = 0;
   int32_t n_layers = 2;
+  std::vector<int32_t> uncompressed_layers;  // kept whole by the builder (identity, fp16)
 };
 
 std::vector<float> random_uniform(size_t n, uint32_t seed, float amplitude) {
@@ -107,6 +113,8 @@ ProfilePtr make_random_profile(const ProfileSpec& spec, uint32_t seed) {
   p.pack_3bit_in_nibbles = spec.nibbles;
   p.key_decomposition = spec.key_decomp;
   p.value_decomposition = spec.value_decomp;
+  p.uncompressed_layers = spec.uncompressed_layers.data();
+  p.n_uncompressed_layers = static_cast<int32_t>(spec.uncompressed_layers.size());
   starkv_profile_builder* builder = nullptr;
   EXPECT_EQ(starkv_profile_builder_create(nullptr, &p, &builder), STARKV_OK) << starkv_last_error();
   const int32_t D = spec.D, GD = spec.G * spec.D;
@@ -127,6 +135,10 @@ ProfilePtr make_random_profile(const ProfileSpec& spec, uint32_t seed) {
     }
   }
   for (int32_t l = 0; l < spec.n_layers; ++l) {
+    if (std::find(spec.uncompressed_layers.begin(), spec.uncompressed_layers.end(), l) !=
+        spec.uncompressed_layers.end()) {
+      continue;  // the builder makes its identity factors
+    }
     const int32_t kin = spec.key_decomp == STARKV_DECOMP_HEADWISE ? D : GD;
     const int32_t vin = spec.value_decomp == STARKV_DECOMP_HEADWISE ? D : GD;
     const size_t kn =
@@ -897,5 +909,294 @@ INSTANTIATE_TEST_SUITE_P(
                       SplitCase{32, 8, 64, 4, 8, 1, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_HEADWISE},
                       SplitCase{16, 8, 128, 16, 16, 0, STARKV_DECOMP_JOINT, STARKV_DECOMP_JOINT},
                       SplitCase{24, 24, 32, 2, 4, 0, STARKV_DECOMP_HEADWISE, STARKV_DECOMP_JOINT}));
+
+}  // namespace
+
+// ---- uncompressed layers: the dense path (kernels/dense_layer_attention.cu) --------------------
+//
+// Profiles mix uncompressed layers (the builder's identity factors, fp16 rows: the dense kernels)
+// with compressed ones (the low-rank kernels) in one pool. Tolerances: the dense path rounds the
+// query, the rotated keys and the probabilities to fp16 (relative 2^-11 each, as any fp16
+// flash-decoding kernel over a post-RoPE fp16 cache does) and accumulates in f32; a numerical
+// model of exactly these roundings gives relative errors of 2e-4 to 6e-4 on these inputs, so the
+// tests ask for 1e-3 (bf16 outputs: one more bf16 rounding, 8e-3 as above).
+
+namespace {
+
+// Sets (or clears) an environment variable for a scope; the backend reads STARKV_NO_DENSE when a
+// pool is created.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) {
+      had_ = true;
+      old_ = old;
+    }
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+// The host-side rule that picks the dense path (no GPU needed).
+TEST(CudaDenseLayers, OnlyExactlyDenseLayersQualify) {
+  ProfileSpec spec;
+  spec.H = 8;
+  spec.G = 2;
+  spec.D = 64;
+  spec.n_layers = 3;
+  spec.uncompressed_layers = {0, 2};
+  ProfilePtr handle = make_random_profile(spec, 5u);
+  const starkv::Profile& profile = *handle->profile;
+  int32_t keys = -1, values = -1;
+  ASSERT_TRUE(starkv::dense_row_offsets(profile, 0, &keys, &values));
+  EXPECT_EQ(keys, 0);
+  EXPECT_EQ(values, 2 * spec.G * spec.D);  // the G*D fp16 keys come first
+  EXPECT_TRUE(starkv::dense_row_offsets(profile, 2, &keys, &values));
+  EXPECT_FALSE(starkv::dense_row_offsets(profile, 1, &keys, &values)) << "a low-rank layer";
+
+  // Any factor entry off the identity, however slightly, keeps the low-rank path.
+  {
+    starkv::Profile p = profile;
+    p.layers[2].values[0].up[5] = 1e-30f;
+    EXPECT_FALSE(starkv::dense_row_offsets(p, 2, &keys, &values));
+  }
+  {
+    starkv::Profile p = profile;
+    p.layers[2].keys[1].down[0] = std::nextafter(1.0f, 2.0f);
+    EXPECT_FALSE(starkv::dense_row_offsets(p, 2, &keys, &values));
+  }
+  // 32-bit rows are not fp16.
+  {
+    starkv::Profile p = profile;
+    p.layers[0].inlier_bits = p.layers[0].outlier_bits = 32;
+    p.finalize_layouts();
+    EXPECT_FALSE(starkv::dense_row_offsets(p, 0, &keys, &values));
+  }
+  // Identity factors set by the caller make a compressed layer: not taken (the rule is the flag
+  // *and* the factors).
+  {
+    AttentionShape shape;
+    shape.n_heads = 8;
+    shape.n_kv_heads = 2;
+    shape.head_dim = 64;
+    ProfilePtr identity = make_identity_profile(shape, 1);
+    EXPECT_FALSE(starkv::dense_row_offsets(*identity->profile, 0, &keys, &values));
+  }
+}
+
+struct DenseCase {
+  int32_t G, qpk, D;
+  starkv_rope_style rope;
+  int32_t rotary_dim;  // 0: head_dim
+  starkv_decomposition key_decomp;
+};
+void PrintTo(const DenseCase& c, std::ostream* os) {
+  *os << "G=" << c.G << ", " << c.qpk << " queries/kv-head, D=" << c.D << ", "
+      << (c.rope == STARKV_ROPE_GPTJ   ? "gptj"
+          : c.rope == STARKV_ROPE_NONE ? "no rope"
+                                       : "neox")
+      << (c.rotary_dim > 0 ? ", rotary " + std::to_string(c.rotary_dim) : std::string())
+      << ", keys " << decomposition_name(c.key_decomp);
+}
+
+class CudaDenseVsCpu : public ::testing::TestWithParam<DenseCase> {};
+
+// Layer 0 uncompressed (dense kernels), layer 1 compressed (low-rank kernels), one pool; a ragged
+// batch whose longest sequence spans many work items; f32, f16 and bf16 queries and outputs.
+TEST_P(CudaDenseVsCpu, MixedProfileRaggedBatchMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const DenseCase c = GetParam();
+  ProfileSpec spec;
+  spec.G = c.G;
+  spec.H = c.G * c.qpk;
+  spec.D = c.D;
+  spec.rope = c.rope;
+  spec.rotary_dim = c.rotary_dim;
+  spec.key_decomp = c.key_decomp;
+  spec.uncompressed_layers = {0};
+  Twin twin(spec, 4321u + static_cast<uint32_t>(c.qpk * 11 + c.D + c.G));
+  std::vector<std::pair<int32_t, int32_t>> seqs;
+  for (int i = 0; i < 4; ++i) seqs.push_back(twin.new_sequence());
+  const std::vector<int32_t> lengths{1, 37, 300, 4100};
+  twin.append(seqs, lengths, 71u);
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, seqs, lengths, 600u + layer);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "layer " << layer << "\n"
+                                         << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, lengths, 610u, STARKV_DTYPE_F16, STARKV_DTYPE_F16);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "f16 in/out\n"
+                                         << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, lengths, 611u, STARKV_DTYPE_F16, STARKV_DTYPE_F32);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "f16 in, f32 out";
+  }
+  {
+    auto [cpu, gpu] = twin.attend(0, seqs, lengths, 612u, STARKV_DTYPE_BF16, STARKV_DTYPE_BF16);
+    EXPECT_LE(rel_error(gpu, cpu), 8e-3) << "bf16 in/out";
+  }
+  // Prefixes of the long sequence (causal prefill rows): 1 token, tile and page edges.
+  std::vector<std::pair<int32_t, int32_t>> rows(8, seqs[3]);
+  auto [cpu, gpu] = twin.attend(0, rows, {1, 2, 16, 17, 63, 64, 65, 4099}, 613u);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaDenseVsCpu,
+    ::testing::Values(DenseCase{2, 1, 64, STARKV_ROPE_NEOX, 0, STARKV_DECOMP_HEADWISE},
+                      DenseCase{3, 3, 64, STARKV_ROPE_NEOX, 0, STARKV_DECOMP_HEADWISE},
+                      DenseCase{2, 4, 128, STARKV_ROPE_NEOX, 0, STARKV_DECOMP_HEADWISE},
+                      DenseCase{2, 8, 128, STARKV_ROPE_GPTJ, 0, STARKV_DECOMP_JOINT},
+                      DenseCase{2, 8, 64, STARKV_ROPE_NEOX, 32, STARKV_DECOMP_HEADWISE},
+                      DenseCase{1, 3, 128, STARKV_ROPE_NEOX, 64, STARKV_DECOMP_JOINT},
+                      DenseCase{4, 1, 128, STARKV_ROPE_GPTJ, 96, STARKV_DECOMP_HEADWISE},
+                      DenseCase{2, 4, 32, STARKV_ROPE_GPTJ, 20, STARKV_DECOMP_HEADWISE},
+                      DenseCase{2, 2, 32, STARKV_ROPE_NONE, 0, STARKV_DECOMP_HEADWISE},
+                      // rotary 20 with neox: not covered by the dense kernel, the layer keeps the
+                      // low-rank kernels and must still match
+                      DenseCase{2, 2, 64, STARKV_ROPE_NEOX, 20, STARKV_DECOMP_HEADWISE}));
+
+// Long contexts: many 16-token tiles per warp (the base angles are advanced and re-anchored),
+// many work items per query, positions past 64K.
+TEST(CudaDenseLayers, LongContextsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  {
+    ProfileSpec spec;
+    spec.H = 32;
+    spec.G = 8;
+    spec.D = 128;
+    spec.theta = 500000.0f;
+    spec.n_layers = 1;
+    spec.uncompressed_layers = {0};
+    Twin twin(spec, 77u, 64, 700);
+    std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence()};
+    twin.append_latents(seqs, 20000, 23u, 1.0f);
+    auto [cpu, gpu] = twin.attend(0, seqs, {20000, 11111}, 29u);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+  {
+    ProfileSpec spec;
+    spec.H = 8;
+    spec.G = 1;
+    spec.D = 128;
+    spec.theta = 500000.0f;
+    spec.n_layers = 1;
+    spec.uncompressed_layers = {0};
+    const int32_t n = 131072 + 77;
+    Twin twin(spec, 78u, 64, n / 64 + 8, 4);
+    std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
+    twin.append_latents(seqs, n, 31u, 1.0f);
+    auto [cpu, gpu] = twin.attend(0, {seqs[0], seqs[0]}, {n, 70000}, 37u);
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
+}
+
+// STARKV_NO_DENSE=1 (read at pool creation) keeps uncompressed layers on the low-rank kernels;
+// both paths must agree with the CPU and with each other.
+TEST(CudaDenseLayers, NoDenseEnvironmentGivesTheSameResults) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;  // SmolLM2-135M's attention shape
+  spec.H = 9;
+  spec.G = 3;
+  spec.D = 64;
+  spec.uncompressed_layers = {0};
+  std::unique_ptr<Twin> dense, low_rank;
+  {
+    ScopedEnv env("STARKV_NO_DENSE", "0");
+    dense = std::make_unique<Twin>(spec, 91u);
+  }
+  {
+    ScopedEnv env("STARKV_NO_DENSE", "1");
+    low_rank = std::make_unique<Twin>(spec, 91u);
+  }
+  const std::vector<int32_t> lengths{5, 700, 2500};
+  std::vector<std::pair<int32_t, int32_t>> seqs_a, seqs_b;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    seqs_a.push_back(dense->new_sequence());
+    seqs_b.push_back(low_rank->new_sequence());
+  }
+  dense->append(seqs_a, lengths, 17u);
+  low_rank->append(seqs_b, lengths, 17u);
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu_a, gpu_a] = dense->attend(layer, seqs_a, lengths, 50u + layer);
+    auto [cpu_b, gpu_b] = low_rank->attend(layer, seqs_b, lengths, 50u + layer);
+    EXPECT_EQ(cpu_a, cpu_b) << "the CPU pools hold the same data";
+    EXPECT_LE(rel_error(gpu_a, cpu_a), 1e-3) << "layer " << layer << ", dense path";
+    EXPECT_LE(rel_error(gpu_b, cpu_b), 1e-3) << "layer " << layer << ", STARKV_NO_DENSE=1";
+    EXPECT_LE(rel_error(gpu_a, gpu_b), 2e-3) << "layer " << layer;
+  }
+}
+
+// The dense path inside a planned decode step, captured into a CUDA graph (no allocation, no
+// synchronization), next to a compressed layer.
+TEST(CudaDenseLayers, DecodeStepIsGraphCapturable) {
+  SKIP_WITHOUT_GPU();
+  ProfileSpec spec;
+  spec.H = 16;
+  spec.G = 4;
+  spec.D = 128;
+  spec.uncompressed_layers = {1};
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  Twin twin(spec, 14u, 32, 512);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), stream), STARKV_OK);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  const std::vector<int32_t> lengths{100, 3000, 33};
+  twin.append(seqs, lengths, 8u);
+  std::vector<int32_t> gpu_ids, cpu_ids;
+  for (auto& s : seqs) {
+    cpu_ids.push_back(s.first);
+    gpu_ids.push_back(s.second);
+  }
+  starkv_decode_step* step = nullptr;
+  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
+  StepPtr owner(step);
+  ASSERT_EQ(starkv_decode_step_plan(step, 3, gpu_ids.data(), nullptr), STARKV_OK)
+      << starkv_last_error();
+  std::vector<float> q = random_half_exact(3 * twin.q_width(), 9u);
+  DeviceArray<float> dq(q), out0(3 * twin.q_width()), out1(3 * twin.q_width());
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const starkv_status st0 =
+      starkv_decode_step_run(step, 0, dq.get(), STARKV_DTYPE_F32, out0.get(), STARKV_DTYPE_F32);
+  const starkv_status st1 =
+      starkv_decode_step_run(step, 1, dq.get(), STARKV_DTYPE_F32, out1.get(), STARKV_DTYPE_F32);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  ASSERT_EQ(st0, STARKV_OK) << starkv_last_error();
+  ASSERT_EQ(st1, STARKV_OK) << starkv_last_error();
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int rep = 0; rep < 2; ++rep) ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  for (int32_t layer = 0; layer < 2; ++layer) {
+    std::vector<float> cpu(3 * twin.q_width());
+    ASSERT_EQ(starkv_attend(twin.cpu_.get(), layer, 3, cpu_ids.data(), lengths.data(), q.data(),
+                            STARKV_DTYPE_F32, cpu.data(), STARKV_DTYPE_F32),
+              STARKV_OK);
+    const std::vector<float> gpu = (layer == 0 ? out0 : out1).to_host();
+    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "layer " << layer << (layer == 1 ? " (dense)" : "");
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), nullptr), STARKV_OK);
+  cudaStreamDestroy(stream);
+}
 
 }  // namespace
