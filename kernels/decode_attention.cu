@@ -1068,7 +1068,7 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
   return FoldSmem{};  // not reached
 }
 
-// Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + 64, end)).
+// Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
 template <int TT>
 __device__ __forceinline__ void stage_fold(const LayerView& layer,
                                            const int32_t* __restrict__ pages, int pt, int t0,

@@ -570,11 +570,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaLongSplit,
 // ---- the fold score kernel's 32-token tile --------------------------------------------------
 // Layers whose 64-token fold layout would leave one CTA per SM run 32-token tiles (fold_layout in
 // decode_attention.cu; two CTAs per SM need <= 115,712 B). fp16 keys, shared memory at 64 / 32
-// tokens = AB (8 heads x padded rank x 136 halves) + CS + scores + two staged key-row buffers:
-// MHA rank 26: 69,632 + 17,408 + 2,048 + 53,312 = 142,400 / 106,048 B; GQA 2:1 rank 30 (4 KV heads
-// of 60 B): 119,872 / 94,784 B. Quantized keys add the decoded tile (64 x (8 x 32 + 8) halves for
-// MHA), so they take 32 too. Page size 16 makes tiles cross pages (the general staging path), 64
-// keeps them inside one.
+// tokens, roughly AB (8 heads x padded rank x 136 halves) + CS + scores + two staged key-row
+// buffers: MHA rank 26, about 142 / 106 KB; GQA 2:1 rank 30 (4 KV heads of 60 B), about 120 / 95
+// KB. Quantized keys add the decoded tile (64 x (8 x 32 + 8) halves for MHA), so they take 32
+// too. Page size 16 makes tiles cross pages (the general staging path), 64 keeps them inside one.
 
 struct FoldTileCase {
   int32_t G, key_rank, value_rank, inlier, outlier, page_tokens;
