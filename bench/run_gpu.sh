@@ -2,7 +2,7 @@
 # One device-machine session: configure and build (CUDA on, bindings/tools/samples off), run the
 # GPU tests, compute-sanitizer memcheck + racecheck on a small GPU test subset, then the benchmark
 # and the dense baseline, and merge them into one table. Logs go to $OUT (or ./bench-out).
-# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|dense|quick|iter|runner|ncuk|ncu|ncusrc|sass] ...
+# usage: bench/run_gpu.sh [tests|sanitize|bench|bench75|dense|quick|iter|runner|breakdown|ncuk|ncu|ncusrc|sass] ...
 #        (default: tests sanitize bench)
 set -o pipefail
 OUT=${OUT:-$PWD/bench-out}
@@ -46,6 +46,15 @@ for s in $steps; do
         PYTHONUNBUFFERED=1 python3 bench/sdpa_baseline.py --shape $1 --batch $2 --context $3 --reps 20 --out /tmp/s.jsonl 2>&1 | tail -2; cat /tmp/s.jsonl >> "$OUT/sdpa_results.jsonl"
       done
       python3 bench/merge_results.py "$OUT/starkv_results.jsonl" "$OUT/sdpa_results.jsonl" --gpu "$LOGS/gpu.txt" --md "$OUT/table.md" --peak ${PEAK_GBS:-4800} ;;
+    breakdown)  # per-kernel time of one decode step (no clock control), b16/32K 75%, 4 configurations
+      for cfg in "llama2-7b fp16" "llama3-8b fp16" "llama2-7b 4/3" "llama3-8b 4/3"; do set -- $cfg
+        ncu --clock-control none --kernel-name regex:"fold|decode_values|combine|decode_attention|dense" \
+          --launch-skip 3 --launch-count 3 --metrics gpu__time_duration.sum \
+          $BENCH --quick --reps 1 --shape $1 --comp 75% --bits $2 --out /tmp/n.jsonl 2>/dev/null |
+          grep -E "^  [a-zA-Z_].*\(|gpu__time_duration" | paste - - |
+          sed -E 's/^.*::([A-Za-z_0-9]+)(<[^>]*>)?\(.*gpu__time_duration.sum +([a-z]+) +([0-9.,]+).*/\1\2 \4 \3/' |
+          sed "s|^|$1 $2: |"
+      done ;;
     ncuk)  # per-kernel duration and limits of one decode step (score, value, combine kernels)
       for cfg in "llama2-7b fp16" "llama3-8b 4/3"; do set -- $cfg
         ncu --clock-control none --kernel-name regex:"fold|decode_values|combine|decode_attention" --launch-skip 3 --launch-count 3 \
