@@ -13,6 +13,7 @@
 #include "cuda_kv_cache.h"
 #include "model_config.h"
 #include "starkv/starkv.h"
+#include "starkv_handles.h"
 
 namespace llama_runner {
 
@@ -22,9 +23,6 @@ class CudaStarkvKvCache final : public CudaKvCache {
   // for up to max_sequences sequences on CUDA device `device`.
   CudaStarkvKvCache(const std::string& profile_path, const ModelConfig& cfg, int max_sequences,
                     int64_t capacity_tokens, int device, cudaStream_t stream);
-  ~CudaStarkvKvCache() override;
-  CudaStarkvKvCache(const CudaStarkvKvCache&) = delete;
-  CudaStarkvKvCache& operator=(const CudaStarkvKvCache&) = delete;
 
   int32_t create_sequence() override;
   void release_sequence(int32_t seq) override;
@@ -37,16 +35,12 @@ class CudaStarkvKvCache final : public CudaKvCache {
   size_t bytes_in_use() const override;
   std::string describe() const override;
 
-  const starkv_profile_info& profile_info() const { return info_; }
+  const starkv_profile_info& profile_info() const { return starkv_.info; }
   // Pool bytes a sequence of capacity_tokens takes: whole pages.
   size_t bytes_per_sequence(int64_t capacity_tokens) const;
 
  private:
-  starkv_context* ctx_ = nullptr;
-  starkv_profile* profile_ = nullptr;
-  starkv_cache_pool* pool_ = nullptr;
-  starkv_decode_step* step_ = nullptr;
-  starkv_profile_info info_{};
+  StarkvHandles starkv_;
   starkv_pool_usage usage_{};  // page geometry, read once
   std::string description_;
 };

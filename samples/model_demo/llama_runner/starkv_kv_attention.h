@@ -18,6 +18,7 @@
 #include "kv_attention.h"
 #include "model_config.h"
 #include "starkv/starkv.h"
+#include "starkv_handles.h"
 
 namespace llama_runner {
 
@@ -28,9 +29,6 @@ class StarkvKvAttention final : public KvAttention {
   // per core).
   StarkvKvAttention(const std::string& profile_path, const ModelConfig& cfg,
                     int64_t capacity_tokens, int n_threads);
-  ~StarkvKvAttention() override;
-  StarkvKvAttention(const StarkvKvAttention&) = delete;
-  StarkvKvAttention& operator=(const StarkvKvAttention&) = delete;
 
   void reset() override;
   int64_t length(int layer) const override;
@@ -42,14 +40,10 @@ class StarkvKvAttention final : public KvAttention {
   size_t bytes_in_use() const override;
   std::string describe() const override;
 
-  const starkv_profile_info& profile_info() const { return info_; }
+  const starkv_profile_info& profile_info() const { return starkv_.info; }
 
  private:
-  starkv_context* ctx_ = nullptr;
-  starkv_profile* profile_ = nullptr;
-  starkv_cache_pool* pool_ = nullptr;
-  starkv_decode_step* step_ = nullptr;
-  starkv_profile_info info_{};
+  StarkvHandles starkv_;
   int32_t seq_ = -1;
   std::vector<int32_t> layer_length_;  // tokens appended per layer since the last reset
   // What the current plan covers: planned_n_ queries ending at planned_end_ tokens (0 = none).
@@ -57,12 +51,5 @@ class StarkvKvAttention final : public KvAttention {
   std::vector<int32_t> seq_ids_, kv_lengths_;  // scratch for append and plan
   std::string description_;
 };
-
-// Every starkv call returns a status; the runner treats any failure as fatal, with starkv's own
-// message (starkv_last_error is per thread and set by the failing call). Throws runtime_error.
-void check_starkv(starkv_status status, const char* what);
-
-// One line naming a profile's compression, e.g. "starkv 75.0% low-rank (...), fp16 latents, ...".
-std::string describe_starkv_profile(const starkv_profile_info& info);
 
 }  // namespace llama_runner
