@@ -218,40 +218,6 @@ __device__ __forceinline__ void stage_rows(const LayerView& layer,
 }
 
 
-// The copies of a tile of TOK tokens that lies inside one page, planned once per CTA for kernels
-// that stage the same byte ranges of every tile (the value kernel): thread i's copy j is chunk
-// i + j * kThreads of the tile's TOK x per chunks, as in stage_rows' fast path, but with the
-// division, the region selection and the address math done once instead of per tile (per tile
-// they were 60% of the value kernel's instructions). src: byte offset from the tile's first row;
-// dst: staged byte offset | token << 26 (a short last tile skips the copies of tokens past it);
-// -1: no copy. Needs TOK * per <= J * kThreads (plan_tile_copies says whether it holds).
-template <int J>
-struct TileCopies {
-  int src[J], dst[J];
-};
-
-template <int J, int TOK>
-__device__ __forceinline__ bool plan_tile_copies(const LayerView& layer, int4 pb,
-                                                 TileCopies<J>& c) {
-  const int nk = (pb.y - pb.x) >> 4, nv = (pb.w - pb.z) >> 4;
-  const int per = staged_chunks(layer, pb);
-  const int stride = raw_stride(layer);
-#pragma unroll
-  for (int j = 0; j < J; ++j) {
-    const int i = static_cast<int>(threadIdx.x) + j * kThreads;
-    const int t = i / per;
-    c.src[j] = 0;
-    c.dst[j] = -1;
-    if (t < TOK) {
-      int src, dst;
-      chunk_offsets(layer, pb, nk, nv, i - t * per, src, dst);
-      c.src[j] = t * layer.row_bytes + src;
-      c.dst[j] = (t * stride + dst) | (t << 26);
-    }
-  }
-  return TOK * per <= J * kThreads;
-}
-
 // The page position of a CTA's tiles, advanced tile by tile (no division per tile).
 struct PageCursor {
   int page, in_page;  // of the next tile's first token
@@ -264,25 +230,41 @@ struct PageCursor {
   }
 };
 
-// Stages the tile at the cursor (n_tok tokens) with the planned copies when it lies inside one
-// page, else through stage_rows; then advances the cursor by TOK.
-template <int J, int TOK>
-__device__ __forceinline__ void stage_planned(const LayerView& layer, const TileCopies<J>& c,
-                                              const int32_t* __restrict__ pages, int pt,
-                                              PageCursor& cur, int t0, int n_tok, int4 pb,
-                                              uint8_t* raw) {
-  if (cur.in_page + n_tok <= pt) {
-    const uint8_t* src_rows =
-        layer.rows + (static_cast<int64_t>(pages[cur.page]) * pt + cur.in_page) * layer.row_bytes;
-#pragma unroll
-    for (int j = 0; j < J; ++j) {
-      if (c.dst[j] >= 0 && (c.dst[j] >> 26) < n_tok)
-        cp_async_16(raw + (c.dst[j] & ((1 << 26) - 1)), src_rows + c.src[j]);
+// Stages the n_tok tokens at the cursor like stage_rows, then advances the cursor by `advance`
+// tokens (the kernels stage their tiles in order). A tile inside one page (the usual case) uses a
+// fixed thread -> (row chunk, token) map: chunk c = tid % CP, CP the power of two >= per, tokens
+// tid / CP + k * (256 / CP). A thread's chunk offsets are then the same for every tile and a copy
+// costs an address and a cp.async; stage_rows' fast path divides and selects the region per copy,
+// which with its per-call setup was 60% of the value kernel's instructions and a fifth of the fold
+// kernel's. Other tiles (crossing a page) and rows of more than 256 chunks go to stage_rows.
+__device__ __forceinline__ void stage_at_cursor(const LayerView& layer,
+                                                const int32_t* __restrict__ pages, int pt,
+                                                PageCursor& cur, int t0, int n_tok, int advance,
+                                                int4 pb, uint8_t* raw) {
+  const int per = staged_chunks(layer, pb);
+  if (cur.in_page + n_tok <= pt && per <= kThreads) {
+    if (per > 0) {
+      const int lg = 32 - __clz(per - 1);  // CP = 1 << lg
+      const int c = static_cast<int>(threadIdx.x) & ((1 << lg) - 1);
+      if (c < per) {
+        int src, dst;
+        chunk_offsets(layer, pb, (pb.y - pb.x) >> 4, (pb.w - pb.z) >> 4, c, src, dst);
+        const int t_first = static_cast<int>(threadIdx.x) >> lg, t_step = kThreads >> lg;
+        const uint8_t* from = layer.rows +
+                              (static_cast<int64_t>(pages[cur.page]) * pt + cur.in_page + t_first) *
+                                  layer.row_bytes +
+                              src;
+        uint8_t* to = raw + t_first * raw_stride(layer) + dst;
+        const int64_t from_step = static_cast<int64_t>(t_step) * layer.row_bytes;
+        const int to_step = t_step * raw_stride(layer);
+        for (int t = t_first; t < n_tok; t += t_step, from += from_step, to += to_step)
+          cp_async_16(to, from);
+      }
     }
   } else {
     stage_rows(layer, pages, pt, t0, n_tok, pb, raw);
   }
-  cur.advance(TOK, pt);
+  cur.advance(advance, pt);
 }
 
 // Stages tokens [t0, min(t0 + T, end)) (see stage_rows), then commits the group unless told not to.
@@ -797,7 +779,6 @@ struct GroupPlan {
 constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
 
 constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
-constexpr int kValueCopies = 4;  // planned 16-byte copies per thread and tile: rows of <= 32 chunks
 
 __host__ __device__ inline size_t values_stage_bytes(const LayerView& l, int heads_padded) {
   return align16(static_cast<size_t>(T) * raw_stride(l)) +
@@ -987,10 +968,7 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
     plans[tid] = plan_group(layer, shift, scale_shift, layer.key_width + c0 + 8 * tid, c_end);
   __syncthreads();
 
-  // The row copies of a tile, planned once (see TileCopies); tiles are staged in order k = 0, 1, ...
-  TileCopies<kValueCopies> copies;
-  const bool planned = plan_tile_copies<kValueCopies, T>(layer, pb, copies);
-  PageCursor cursor{item.start / pt, item.start % pt};
+  PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order k = 0, 1, ...
   // Tile k (if any) into stage k % S; always one commit group per call.
   auto stage = [&](int k) {
     const int t0 = item.start + k * T;
@@ -1006,12 +984,8 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
         const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(mdst + h));
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(msrc + h));
       }
-      if (planned) {
-        stage_planned<kValueCopies, T>(layer, copies, pages, pt, cursor, t0,
-                                       item.end - t0 < T ? item.end - t0 : T, pb, base);
-      } else {
-        stage_tile(layer, pages, pt, t0, item.end, pb, base, false);
-      }
+      stage_at_cursor(layer, pages, pt, cursor, t0, item.end - t0 < T ? item.end - t0 : T, T, pb,
+                      base);
     }
     cp_async_commit();
   };
@@ -1052,17 +1026,26 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
                  : reinterpret_cast<const uint8_t*>(zt + ((m >> 1) * 8 + (lane & 7)) * kZStride +
                                                     16 * warp + (m & 1) * 8);
       const int astep = direct ? 16 * rstride : 16 * kZStride * 2;
+      // Rescale by exp(previous max - tile max). A head's running max rarely moves after the
+      // first tiles, and then the factor is exactly 1: skipped unless some lane's max moved.
+      float2 mt[NHT];
+      bool moved = false;
 #pragma unroll
       for (int n = 0; n < NHT; ++n) {
-        const float2 m = *reinterpret_cast<const float2*>(tmax + 8 * n + 2 * tq);
-        const float m0 = m.x, m1 = m.y;
-        const float al0 = exp_ftz(mprev[n][0] - m0), al1 = exp_ftz(mprev[n][1] - m1);
-        mprev[n][0] = m0;
-        mprev[n][1] = m1;
-        acc[n][0] *= al0;
-        acc[n][1] *= al1;
-        acc[n][2] *= al0;
-        acc[n][3] *= al1;
+        mt[n] = *reinterpret_cast<const float2*>(tmax + 8 * n + 2 * tq);
+        moved |= (mt[n].x != mprev[n][0]) | (mt[n].y != mprev[n][1]);
+      }
+      if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+        for (int n = 0; n < NHT; ++n) {
+          const float al0 = exp_ftz(mprev[n][0] - mt[n].x), al1 = exp_ftz(mprev[n][1] - mt[n].y);
+          mprev[n][0] = mt[n].x;
+          mprev[n][1] = mt[n].y;
+          acc[n][0] *= al0;
+          acc[n][1] *= al1;
+          acc[n][2] *= al0;
+          acc[n][3] *= al1;
+        }
       }
 #pragma unroll
       for (int kstep = 0; kstep < T / 16; ++kstep) {
@@ -1127,7 +1110,7 @@ constexpr int kFoldTokens = 64;      // the usual tile
 constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
-  size_t ab, cs, sc, raw, lk, plans, total;
+  size_t ab, cs, sc, raw, lk, plans, heads, total;
   int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
@@ -1156,6 +1139,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
   f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
   o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
+  f.heads = o;  // FoldHead per query head of the chunk
+  o = align16(o + sizeof(int4) * kHeads);
   f.total = o;
   return f;
 }
@@ -1182,10 +1167,11 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
 // Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
 template <int TT>
 __device__ __forceinline__ void stage_fold(const LayerView& layer,
-                                           const int32_t* __restrict__ pages, int pt, int t0,
-                                           int end, int4 pb, uint8_t* raw) {
-  stage_rows(layer, pages, pt, t0, end - t0 < TT ? end - t0 : TT,
-             make_int4(pb.x, pb.y, 0, 0), raw);
+                                           const int32_t* __restrict__ pages, int pt,
+                                           PageCursor& cur, int t0, int end, int4 pb,
+                                           uint8_t* raw) {
+  stage_at_cursor(layer, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
+                  make_int4(pb.x, pb.y, 0, 0), raw);
   cp_async_commit();
 }
 
@@ -1303,9 +1289,19 @@ __global__ void __launch_bounds__(kThreads, 2)
       if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
     }
   }
-  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`
+  // Per query head of the chunk, resolved once: x = the latents' byte offset in a staged row
+  // (fp16 keys) or in the decoded tile, y = the head's padded rank, z = 1 when x is 4-byte aligned.
+  int4* heads = reinterpret_cast<int4*>(smem + L.heads);
+  for (int h = tid; h < nh; h += kThreads) {
+    const int g = g0 + h / qpk;
+    const HeadKeyInfo hk = layer.head_keys[g];
+    const int off = decode ? 2 * hk.x : layer.key_row_offset[g] - pb.x;
+    heads[h] = make_int4(off, hk.z, (off & 3) == 0 ? 1 : 0, 0);
+  }
+  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`; run_sum: this lane's tokens
+  PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
   __syncthreads();
-  stage_fold<TT>(layer, pages, pt, item.start, item.end, pb, raw);
+  stage_fold<TT>(layer, pages, pt, cursor, item.start, item.end, pb, raw);
 
   const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
   // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
@@ -1316,7 +1312,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
     if (more && two_buffers)
-      stage_fold<TT>(layer, pages, pt, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+      stage_fold<TT>(layer, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
     if (pi < rp) {
       const float2* st = model.rope_step + pi;
       __half* dst = cs + seg * TPS * DS + 2 * pi;
@@ -1369,22 +1365,11 @@ __global__ void __launch_bounds__(kThreads, 2)
         ldmatrix_x4(af[m][kk],
                     cs + ((MPW * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
     for (int h = hq; h < nh; h += 4) {
-      const int g = g0 + h / qpk;
-      const HeadKeyInfo hk = layer.head_keys[g];
-      const int rkp = hk.z;
-      const uint8_t* src;
-      int sstride;
-      bool aligned;
-      if (decode) {
-        src = reinterpret_cast<const uint8_t*>(lk + hk.x);
-        sstride = 2 * ks;
-        aligned = true;
-      } else {
-        const int off = layer.key_row_offset[g] - pb.x;
-        src = rbuf + off;
-        sstride = rstride;
-        aligned = (off & 3) == 0;
-      }
+      const int4 hd = heads[h];
+      const int rkp = hd.y;
+      const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+      const int sstride = decode ? 2 * ks : rstride;
+      const bool aligned = hd.z != 0;
       const uint8_t* row0 = src + (MPW * mp * 16 + grp) * sstride + 4 * tq;
       const __half* abh = ab + h * rkp_max * DS;
       float s[MPW][2] = {};  // [m-tile][token grp, grp + 8]
@@ -1450,7 +1435,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers) stage_fold<TT>(layer, pages, pt, t0 + TT, item.end, pb, raw);
+    if (more && !two_buffers) stage_fold<TT>(layer, pages, pt, cursor, t0 + TT, item.end, pb, raw);
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
     if (warp < nh) {
@@ -1460,21 +1445,20 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
       const float new_max = fmaxf(run_max, tmax);
-      const float alpha = __expf(run_max - new_max);
-      const float p0 = lane < n_valid ? __expf(s0 - new_max) : 0.0f;
-      const float p1 = lane + 32 < n_valid ? __expf(s1 - new_max) : 0.0f;
-      float sum = p0 + p1;
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      run_sum = run_sum * alpha + sum;
+      const float alpha = exp_ftz(run_max - new_max);
+      const float p0 = lane < n_valid ? exp_ftz(s0 - new_max) : 0.0f;
+      const float p1 = TT > 32 && lane + 32 < n_valid ? exp_ftz(s1 - new_max) : 0.0f;
+      // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
+      // after the last tile).
+      run_sum = run_sum * alpha + (p0 + p1);
       run_max = new_max;
       const int64_t row0 =
-          (static_cast<int64_t>(item_index) * batch.tiles_per_item + (t0 - item.start) / T) *
+          (static_cast<int64_t>(item_index) * batch.tiles_per_item + ((t0 - item.start) >> 5)) *
               model.n_heads +
           g0 * qpk + warp;
       batch.probs[row0 * T + lane] = __float2half_rn(p0);
       if (lane == 0) batch.tile_max[row0] = new_max;
-      if (n_valid > T) {
+      if (TT > 32 && n_valid > T) {
         const int64_t row1 = row0 + model.n_heads;
         batch.probs[row1 * T + lane] = __float2half_rn(p1);
         if (lane == 0) batch.tile_max[row1] = new_max;
@@ -1482,10 +1466,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     // The next tile's first barrier orders these reads of sc before it is written again.
   }
-  if (warp < nh && lane == 0) {
-    float* st = batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + warp) * 2;
-    st[0] = run_max;
-    st[1] = run_sum;
+  if (warp < nh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) run_sum += __shfl_xor_sync(0xffffffffu, run_sum, o);
+    if (lane == 0) {
+      float* st =
+          batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + warp) * 2;
+      st[0] = run_max;
+      st[1] = run_sum;
+    }
   }
 }
 
