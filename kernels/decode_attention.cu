@@ -230,36 +230,48 @@ struct PageCursor {
   }
 };
 
-// Stages the n_tok tokens at the cursor like stage_rows, then advances the cursor by `advance`
-// tokens (the kernels stage their tiles in order). A tile inside one page (the usual case) uses a
-// fixed thread -> (row chunk, token) map: chunk c = tid % CP, CP the power of two >= per, tokens
-// tid / CP + k * (256 / CP). A thread's chunk offsets are then the same for every tile and a copy
-// costs an address and a cp.async; stage_rows' fast path divides and selects the region per copy,
-// which with its per-call setup was 60% of the value kernel's instructions and a fifth of the fold
-// kernel's. Other tiles (crossing a page) and rows of more than 256 chunks go to stage_rows.
-__device__ __forceinline__ void stage_at_cursor(const LayerView& layer,
+// A fixed thread -> (row chunk, tokens) map for tiles that lie inside one page (the usual case),
+// set up once per CTA: chunk c = tid % CP (CP the power of two >= per), tokens tid / CP + k *
+// (256 / CP). A thread's chunk is the same in every tile, so a copy costs an address increment
+// and a cp.async. (stage_rows' fast path divides and selects the row region per copy; with its
+// per-call setup that was 60% of the value kernel's instructions and a fifth of the fold's.)
+struct RowCopier {
+  int src, dst;        // byte offsets of this thread's first copy: from the tile's first row, in raw
+  int t_first, t_step;  // t_step 0: rows of more than 256 chunks, always staged by stage_rows
+  bool active;         // c < per
+  __device__ __forceinline__ RowCopier(const LayerView& layer, int4 pb) {
+    const int per = staged_chunks(layer, pb);
+    src = dst = t_first = t_step = 0;
+    active = false;
+    if (per < 1 || per > kThreads) return;
+    const int lg = 32 - __clz(per - 1);  // CP = 1 << lg
+    const int c = static_cast<int>(threadIdx.x) & ((1 << lg) - 1);
+    t_first = static_cast<int>(threadIdx.x) >> lg;
+    t_step = kThreads >> lg;
+    active = c < per;
+    if (active) {
+      chunk_offsets(layer, pb, (pb.y - pb.x) >> 4, (pb.w - pb.z) >> 4, c, src, dst);
+      src += t_first * layer.row_bytes;
+      dst += t_first * raw_stride(layer);
+    }
+  }
+};
+
+// Stages the n_tok tokens at the cursor like stage_rows (tiles inside one page through the
+// copier), then advances the cursor by `advance` tokens (the kernels stage their tiles in order).
+__device__ __forceinline__ void stage_at_cursor(const LayerView& layer, const RowCopier& rc,
                                                 const int32_t* __restrict__ pages, int pt,
                                                 PageCursor& cur, int t0, int n_tok, int advance,
                                                 int4 pb, uint8_t* raw) {
-  const int per = staged_chunks(layer, pb);
-  if (cur.in_page + n_tok <= pt && per <= kThreads) {
-    if (per > 0) {
-      const int lg = 32 - __clz(per - 1);  // CP = 1 << lg
-      const int c = static_cast<int>(threadIdx.x) & ((1 << lg) - 1);
-      if (c < per) {
-        int src, dst;
-        chunk_offsets(layer, pb, (pb.y - pb.x) >> 4, (pb.w - pb.z) >> 4, c, src, dst);
-        const int t_first = static_cast<int>(threadIdx.x) >> lg, t_step = kThreads >> lg;
-        const uint8_t* from = layer.rows +
-                              (static_cast<int64_t>(pages[cur.page]) * pt + cur.in_page + t_first) *
-                                  layer.row_bytes +
-                              src;
-        uint8_t* to = raw + t_first * raw_stride(layer) + dst;
-        const int64_t from_step = static_cast<int64_t>(t_step) * layer.row_bytes;
-        const int to_step = t_step * raw_stride(layer);
-        for (int t = t_first; t < n_tok; t += t_step, from += from_step, to += to_step)
-          cp_async_16(to, from);
-      }
+  if (cur.in_page + n_tok <= pt && rc.t_step > 0) {
+    if (rc.active) {
+      const uint8_t* from =
+          layer.rows + (static_cast<int64_t>(pages[cur.page]) * pt + cur.in_page) * layer.row_bytes +
+          rc.src;
+      uint8_t* to = raw + rc.dst;
+      const int from_step = rc.t_step * layer.row_bytes, to_step = rc.t_step * raw_stride(layer);
+      for (int t = rc.t_first; t < n_tok; t += rc.t_step, from += from_step, to += to_step)
+        cp_async_16(to, from);
     }
   } else {
     stage_rows(layer, pages, pt, t0, n_tok, pb, raw);
@@ -969,6 +981,7 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   __syncthreads();
 
   PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order k = 0, 1, ...
+  const RowCopier copier(layer, pb);
   // Tile k (if any) into stage k % S; always one commit group per call.
   auto stage = [&](int k) {
     const int t0 = item.start + k * T;
@@ -984,7 +997,7 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
         const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(mdst + h));
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(msrc + h));
       }
-      stage_at_cursor(layer, pages, pt, cursor, t0, item.end - t0 < T ? item.end - t0 : T, T, pb,
+      stage_at_cursor(layer, copier, pages, pt, cursor, t0, item.end - t0 < T ? item.end - t0 : T, T, pb,
                       base);
     }
     cp_async_commit();
@@ -1166,11 +1179,11 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
 
 // Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
 template <int TT>
-__device__ __forceinline__ void stage_fold(const LayerView& layer,
+__device__ __forceinline__ void stage_fold(const LayerView& layer, const RowCopier& rc,
                                            const int32_t* __restrict__ pages, int pt,
                                            PageCursor& cur, int t0, int end, int4 pb,
                                            uint8_t* raw) {
-  stage_at_cursor(layer, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
+  stage_at_cursor(layer, rc, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
                   make_int4(pb.x, pb.y, 0, 0), raw);
   cp_async_commit();
 }
@@ -1300,8 +1313,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`; run_sum: this lane's tokens
   PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
+  const RowCopier copier(layer, make_int4(pb.x, pb.y, 0, 0));
   __syncthreads();
-  stage_fold<TT>(layer, pages, pt, cursor, item.start, item.end, pb, raw);
+  stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
 
   const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
   // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
@@ -1312,7 +1326,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
     if (more && two_buffers)
-      stage_fold<TT>(layer, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+      stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
     if (pi < rp) {
       const float2* st = model.rope_step + pi;
       __half* dst = cs + seg * TPS * DS + 2 * pi;
@@ -1435,7 +1449,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers) stage_fold<TT>(layer, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+    if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
     if (warp < nh) {
