@@ -42,6 +42,7 @@
 #include "kernels/kernel_api.h"
 #include "kernels/latent_codec.cuh"
 #include "kernels/mma.cuh"
+#include "kernels/rope_angle.cuh"
 
 namespace starkv {
 namespace kernels {
@@ -564,14 +565,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int t0 = item.start; t0 < item.end; t0 += T) {
     const int n_valid = item.end - t0 < T ? item.end - t0 : T;
     for (int i = tid; i < rp; i += kThreads) {
-      // The CPU forms the angle in double; reduce it mod 2*pi in double, then sincosf (accurate
-      // to an ulp on the reduced range) gives the same floats up to an ulp.
-      const double angle = static_cast<double>(t0) * static_cast<double>(model.inv_freq[i]);
-      const double two_pi = 6.283185307179586476925, inv_two_pi = 0.15915494309189533577;
-      const float reduced = static_cast<float>(angle - rint(angle * inv_two_pi) * two_pi);
-      float sn, cs;
-      sincosf(reduced, &sn, &cs);
-      rope_base[i] = make_float2(cs, sn);
+      rope_base[i] = exact_rotation(t0, model.inv_freq[i]);
     }
     cp_async_wait_all();
     __syncthreads();
@@ -1276,12 +1270,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   {
     __half* dst = cs + seg * TPS * DS + 2 * pi;
     if (pi < rp) {
-      const double two_pi = 6.283185307179586476925, inv_two_pi = 0.15915494309189533577;
-      const double f = static_cast<double>(model.inv_freq[pi]);
-      const double a0 = static_cast<double>(item.start + seg * TPS) * f;
-      const double a1 = static_cast<double>(TT) * f;
-      sincosf(static_cast<float>(a0 - rint(a0 * inv_two_pi) * two_pi), &bs, &bc);
-      sincosf(static_cast<float>(a1 - rint(a1 * inv_two_pi) * two_pi), &rs, &rc);
+      const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
+      const float2 r = exact_rotation(TT, model.inv_freq[pi]);
+      bc = b.x;
+      bs = b.y;
+      rc = r.x;
+      rs = r.y;
     } else {
       for (int k = 0; k < TPS; ++k)
         *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);

@@ -40,6 +40,7 @@
 #include "kernels/dtype_io.cuh"
 #include "kernels/kernel_api.h"
 #include "kernels/mma.cuh"
+#include "kernels/rope_angle.cuh"
 
 namespace starkv {
 namespace kernels {
@@ -111,16 +112,6 @@ __device__ __forceinline__ float2 unpack_half2(uint32_t u) {
   return __half22float2(*reinterpret_cast<const __half2*>(&u));
 }
 
-// cos and sin of position * inv_freq. The CPU forms the angle in double; reducing it mod 2*pi in
-// double and then taking sincosf (accurate to an ulp on the reduced range) gives the same floats
-// up to an ulp at any position.
-__device__ __forceinline__ float2 exact_rotation(int64_t position, float inv_freq) {
-  const double two_pi = 6.283185307179586476925, inv_two_pi = 0.15915494309189533577;
-  const double angle = static_cast<double>(position) * static_cast<double>(inv_freq);
-  float s, c;
-  sincosf(static_cast<float>(angle - rint(angle * inv_two_pi) * two_pi), &s, &c);
-  return make_float2(c, s);
-}
 __device__ __forceinline__ float2 rotate(float2 a, float2 b) {  // complex product a * b
   return make_float2(a.x * b.x - a.y * b.y, a.y * b.x + a.x * b.y);
 }
