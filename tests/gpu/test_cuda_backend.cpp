@@ -806,45 +806,67 @@ TEST(CudaBackend, DecodeStepPlansOnceRunsPerLayer) {
   }
 }
 
+// Plans a decode step over fresh sequences of `lengths`, captures starkv_decode_step_run of layers
+// 0 .. n_layers-1 into one CUDA graph (capture fails on any allocation or synchronization inside a
+// step), launches it `launches` times and compares every layer's output with the CPU reference.
+void expect_captured_step_matches_cpu(Twin& twin, const std::vector<int32_t>& lengths,
+                                      int32_t n_layers, uint32_t seed, int launches, double tol) {
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), stream), STARKV_OK);
+  std::vector<std::pair<int32_t, int32_t>> seqs;
+  for (size_t i = 0; i < lengths.size(); ++i) seqs.push_back(twin.new_sequence());
+  twin.append(seqs, lengths, seed);
+  std::vector<int32_t> gpu_ids, cpu_ids;
+  for (auto& s : seqs) {
+    cpu_ids.push_back(s.first);
+    gpu_ids.push_back(s.second);
+  }
+  const int32_t n = static_cast<int32_t>(lengths.size());
+  starkv_decode_step* step = nullptr;
+  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
+  StepPtr owner(step);
+  ASSERT_EQ(starkv_decode_step_plan(step, n, gpu_ids.data(), nullptr), STARKV_OK)
+      << starkv_last_error();
+  std::vector<float> q = random_half_exact(static_cast<size_t>(n) * twin.q_width(), seed + 1);
+  DeviceArray<float> dq(q);
+  std::vector<std::unique_ptr<DeviceArray<float>>> outs;
+  for (int32_t layer = 0; layer < n_layers; ++layer)
+    outs.push_back(std::make_unique<DeviceArray<float>>(static_cast<size_t>(n) * twin.q_width()));
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  std::vector<starkv_status> st;
+  for (int32_t layer = 0; layer < n_layers; ++layer)
+    st.push_back(starkv_decode_step_run(step, layer, dq.get(), STARKV_DTYPE_F32,
+                                        outs[static_cast<size_t>(layer)]->get(), STARKV_DTYPE_F32));
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  for (starkv_status s : st) ASSERT_EQ(s, STARKV_OK) << starkv_last_error();
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int rep = 0; rep < launches; ++rep) ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  for (int32_t layer = 0; layer < n_layers; ++layer) {
+    std::vector<float> cpu(static_cast<size_t>(n) * twin.q_width());
+    ASSERT_EQ(starkv_attend(twin.cpu_.get(), layer, n, cpu_ids.data(), lengths.data(), q.data(),
+                            STARKV_DTYPE_F32, cpu.data(), STARKV_DTYPE_F32),
+              STARKV_OK);
+    EXPECT_LE(rel_error(outs[static_cast<size_t>(layer)]->to_host(), cpu), tol) << "layer " << layer;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), nullptr), STARKV_OK);
+  cudaStreamDestroy(stream);
+}
+
 TEST(CudaBackend, DecodeStepRunIsGraphCapturable) {
   SKIP_WITHOUT_GPU();
   ProfileSpec spec;
   spec.inlier_bits = 4;
   spec.outlier_bits = 4;
   spec.n_layers = 1;
-  cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   Twin twin(spec, 13u);
-  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), stream), STARKV_OK);
-  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence()};
-  twin.append(seqs, {300}, 7u);
-  starkv_decode_step* step = nullptr;
-  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
-  StepPtr owner(step);
-  ASSERT_EQ(starkv_decode_step_plan(step, 1, &seqs[0].second, nullptr), STARKV_OK);
-  std::vector<float> q = random_half_exact(twin.q_width(), 8u);
-  DeviceArray<float> dq(q), dout(twin.q_width());
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const starkv_status st =
-      starkv_decode_step_run(step, 0, dq.get(), STARKV_DTYPE_F32, dout.get(), STARKV_DTYPE_F32);
-  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-  ASSERT_EQ(st, STARKV_OK) << starkv_last_error();
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  std::vector<float> cpu(twin.q_width());
-  const int32_t len = 300;
-  ASSERT_EQ(starkv_attend(twin.cpu_.get(), 0, 1, &seqs[0].first, &len, q.data(), STARKV_DTYPE_F32,
-                          cpu.data(), STARKV_DTYPE_F32),
-            STARKV_OK);
-  EXPECT_LE(rel_error(dout.to_host(), cpu), 2e-3);
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), nullptr), STARKV_OK);
-  cudaStreamDestroy(stream);
+  expect_captured_step_matches_cpu(twin, {300}, 1, 7u, 1, 2e-3);
 }
 
 }  // namespace
@@ -1150,52 +1172,8 @@ TEST(CudaDenseLayers, DecodeStepIsGraphCapturable) {
   spec.G = 4;
   spec.D = 128;
   spec.uncompressed_layers = {1};
-  cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   Twin twin(spec, 14u, 32, 512);
-  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), stream), STARKV_OK);
-  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
-                                                twin.new_sequence()};
-  const std::vector<int32_t> lengths{100, 3000, 33};
-  twin.append(seqs, lengths, 8u);
-  std::vector<int32_t> gpu_ids, cpu_ids;
-  for (auto& s : seqs) {
-    cpu_ids.push_back(s.first);
-    gpu_ids.push_back(s.second);
-  }
-  starkv_decode_step* step = nullptr;
-  ASSERT_EQ(starkv_decode_step_create(twin.gpu_.get(), &step), STARKV_OK);
-  StepPtr owner(step);
-  ASSERT_EQ(starkv_decode_step_plan(step, 3, gpu_ids.data(), nullptr), STARKV_OK)
-      << starkv_last_error();
-  std::vector<float> q = random_half_exact(3 * twin.q_width(), 9u);
-  DeviceArray<float> dq(q), out0(3 * twin.q_width()), out1(3 * twin.q_width());
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  cudaGraph_t graph = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  const starkv_status st0 =
-      starkv_decode_step_run(step, 0, dq.get(), STARKV_DTYPE_F32, out0.get(), STARKV_DTYPE_F32);
-  const starkv_status st1 =
-      starkv_decode_step_run(step, 1, dq.get(), STARKV_DTYPE_F32, out1.get(), STARKV_DTYPE_F32);
-  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-  ASSERT_EQ(st0, STARKV_OK) << starkv_last_error();
-  ASSERT_EQ(st1, STARKV_OK) << starkv_last_error();
-  cudaGraphExec_t exec = nullptr;
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  for (int rep = 0; rep < 2; ++rep) ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  for (int32_t layer = 0; layer < 2; ++layer) {
-    std::vector<float> cpu(3 * twin.q_width());
-    ASSERT_EQ(starkv_attend(twin.cpu_.get(), layer, 3, cpu_ids.data(), lengths.data(), q.data(),
-                            STARKV_DTYPE_F32, cpu.data(), STARKV_DTYPE_F32),
-              STARKV_OK);
-    const std::vector<float> gpu = (layer == 0 ? out0 : out1).to_host();
-    EXPECT_LE(rel_error(gpu, cpu), 1e-3) << "layer " << layer << (layer == 1 ? " (dense)" : "");
-  }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  ASSERT_EQ(starkv_context_set_stream(twin.gpu_ctx_.get(), nullptr), STARKV_OK);
-  cudaStreamDestroy(stream);
+  expect_captured_step_matches_cpu(twin, {100, 3000, 33}, 2, 8u, 2, 1e-3);
 }
 
 }  // namespace
