@@ -136,19 +136,6 @@ __device__ __forceinline__ float exp_ftz(float x) {
   return y;
 }
 
-// Stages the raw bytes of tokens [t0, t0 + n_tok) (n_tok <= 64) that a CTA reads: the chunk's key
-// codes [pb.x, pb.y), the value codes [pb.z, pb.w) and the scale region, 16 bytes per cp.async,
-// into raw[t][...] (keys at 0, values at raw_key_bytes, scales after both).
-//
-// Fast path (the usual case: tiles start at multiples of their length from 64-aligned items, so
-// with a page size that is a multiple of the tile every tile lies inside one page): one page-table
-// lookup per call, then the n_tok x per 16-byte copies are spread flat over all threads (thread i:
-// token i / per, chunk i % per; consecutive threads copy consecutive chunks of a row, so the global
-// reads stay coalesced). The division is a multiply-shift, exact for per < 528 and i < 64 * per
-// (checked exhaustively on the host). This replaced a warp-per-token loop whose address math and
-// idle lanes (per is often 16-26) were a third of the value kernel's instructions.
-// General path (a tile that crosses a page): lane l finds the rows of tokens l and l + 32 once;
-// warp w then copies tokens w, w + 8, ... with lanes over chunks.
 // Chunk i of a staged row (16 bytes): its byte offset in the layer's row and in the staged row.
 // nk key chunks [pb.x, pb.y), then nv value chunks [pb.z, pb.w), then the scale region.
 __device__ __forceinline__ void chunk_offsets(const LayerView& layer, int4 pb, int nk, int nv,
@@ -171,6 +158,19 @@ __device__ __forceinline__ int staged_chunks(const LayerView& layer, int4 pb) {
   return ((pb.y - pb.x) >> 4) + ((pb.w - pb.z) >> 4) + ns;
 }
 
+// Stages the raw bytes of tokens [t0, t0 + n_tok) (n_tok <= 64) that a CTA reads: the chunk's key
+// codes [pb.x, pb.y), the value codes [pb.z, pb.w) and the scale region, 16 bytes per cp.async,
+// into raw[t][...] (keys at 0, values at raw_key_bytes, scales after both).
+//
+// Fast path (the usual case: tiles start at multiples of their length from 64-aligned items, so
+// with a page size that is a multiple of the tile every tile lies inside one page): one page-table
+// lookup per call, then the n_tok x per 16-byte copies are spread flat over all threads (thread i:
+// token i / per, chunk i % per; consecutive threads copy consecutive chunks of a row, so the global
+// reads stay coalesced). The division is a multiply-shift, exact for per < 528 and i < 64 * per
+// (checked exhaustively on the host). This replaced a warp-per-token loop whose address math and
+// idle lanes (per is often 16-26) were a third of the value kernel's instructions.
+// General path (a tile that crosses a page): lane l finds the rows of tokens l and l + 32 once;
+// warp w then copies tokens w, w + 8, ... with lanes over chunks.
 __device__ __forceinline__ void stage_rows(const LayerView& layer,
                                            const int32_t* __restrict__ pages, int pt, int t0,
                                            int n_tok, int4 pb, uint8_t* raw) {
@@ -217,7 +217,6 @@ __device__ __forceinline__ void stage_rows(const LayerView& layer,
     }
   }
 }
-
 
 // The page position of a CTA's tiles, advanced tile by tile (no division per tile).
 struct PageCursor {
@@ -761,9 +760,9 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
 }
 
-// Split mode, stage 2: decode_values_kernel<NHT>   grid (work item, 128-channel block of the value
-//   latents), 256 threads; NHT = n8 tiles of query heads (all heads of the model). Per 32-token
-//   tile: cp.async double-buffered staging of the block's value codes + scales and of the tile's
+// Split mode, stage 2: decode_values_kernel<NHT>   grid work item x 128-channel block of the value
+//   latents (1-D, the block fastest), 256 threads; NHT = n8 tiles of query heads (all heads of the
+//   model). Per 32-token tile: cp.async staging (a ring of kValueStages tiles) of the block's value codes + scales and of the tile's
 //   probabilities [H][32] and running max written by the score kernel; fp16 latents at 16-byte
 //   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
 //   else is first decoded to a token-major fp16 tile Z[32][136] (a lane = a token, 8 channels per
@@ -1099,8 +1098,8 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
   }
 }
 
-// Fold-the-query score kernel (split mode): fold_scores_kernel<NT, TT>   grid (work item, head chunk
-//   of the fused view: up to 8 query heads), 256 threads. DESIGN §5's "fold the query": with the
+// Fold-the-query score kernel (split mode): fold_scores_kernel<NT, TT>   grid work item x head chunk
+//   of the fused view (up to 8 query heads; 1-D, the chunk fastest), 256 threads. DESIGN §5's "fold the query": with the
 //   key dims permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
 //     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
 //   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
