@@ -80,7 +80,7 @@ for s in $steps; do
         $BENCH --quick --reps 1 --shape llama3-8b --comp 75% --bits 4/3 --out /tmp/ncu.jsonl \
         > "$OUT/ncu_sass.csv" 2>&1; echo "ncu sass rc=$?"; ls -la "$OUT" ;;
     sass)  # disassembly of the attention kernels (this machine has cuobjdump; the dev box does not)
-      cuobjdump -sass $B/CMakeFiles/starkv_objects.dir/kernels/decode_attention.cu.o > "$OUT/decode_attention.sass" 2>&1; echo "sass rc=$? $(wc -c < "$OUT/decode_attention.sass") bytes" ;;
+      for f in decode_attention fold_scores split_values; do cuobjdump -sass $B/CMakeFiles/starkv_objects.dir/kernels/$f.cu.o > "$OUT/$f.sass" 2>&1; echo "$f sass rc=$? $(wc -c < "$OUT/$f.sass") bytes"; done ;;
     iter)  # development loop: the GPU tests, then b16/32K at 75% (fp16, 4/3), new path and old
       $B/tests/starkv_gpu_tests --gtest_filter="${ITER_FILTER:--CudaProfileBuilding.*}" 2>&1 | tee "$OUT/gpu_tests.txt" | grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|tests ran|Failure|rel_error|Which is|error" | head -60
       for bits in fp16 4/3; do

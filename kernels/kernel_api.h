@@ -168,7 +168,7 @@ cudaError_t launch_split_attention(const LayerView& scores_layer, const LayerVie
 // The score kernel's and the value kernel's shared memory for a layer (0: mode not possible).
 size_t split_scores_smem_bytes(const LayerView& scores_layer, const ModelView& model);
 size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model);
-// Fold-the-query score kernel (see decode_attention.cu): shared memory for a layer's fold view
+// Fold-the-query score kernel (see fold_scores.cu): shared memory for a layer's fold view
 // (the fused view's chunks of up to 8 query heads, staging key codes and scales only).
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model);
 // Split mode with the fold score kernel: scores per 8-head chunk, then the value kernel and the

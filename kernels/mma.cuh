@@ -51,6 +51,12 @@ __device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
   return y;
 }
 
+// Two floats as one fp16x2 word (low half = a), for a fragment built from accumulators.
+__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
 // A 32-bit word of two consecutive halves at p (4-byte aligned).
 __device__ __forceinline__ uint32_t ld_h2(const __half* p) {
   return *reinterpret_cast<const uint32_t*>(p);

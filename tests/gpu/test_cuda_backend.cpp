@@ -569,7 +569,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaLongSplit,
 
 // ---- the fold score kernel's 32-token tile --------------------------------------------------
 // Layers whose 64-token fold layout would leave one CTA per SM run 32-token tiles (fold_layout in
-// decode_attention.cu; two CTAs per SM need <= 115,712 B). fp16 keys, shared memory at 64 / 32
+// fold_scores.cu; two CTAs per SM need <= 115,712 B). fp16 keys, shared memory at 64 / 32
 // tokens, roughly AB (8 heads x padded rank x 136 halves) + CS + scores + two staged key-row
 // buffers: MHA rank 26, about 142 / 106 KB; GQA 2:1 rank 30 (4 KV heads of 60 B), about 120 / 95
 // KB. Quantized keys add the decoded tile (64 x (8 x 32 + 8) halves for MHA), so they take 32

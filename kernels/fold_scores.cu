@@ -1,0 +1,473 @@
+// Split mode's fold-the-query score kernel (see decode_attention.cu for the whole decode step).
+//
+// fold_scores_kernel<NT, TT>   grid work item x head chunk of the fused view (up to 8 query heads;
+//   1-D, the chunk fastest), 256 threads. DESIGN §5's "fold the query": with the key dims
+//   permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
+//     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
+//   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
+//   AB[2i][r] = q0 u0 + q1 u1, AB[2i+1][r] = q1 u0 - q0 u1 (u0, u1 = Ut[2i][r], Ut[2i+1][r]; q
+//   pre-scaled), built once per CTA in shared memory. Per TT-token tile (64; 32 where that fits two
+//   CTAs per SM and 64 does not, see fold_layout): cp.async double-buffered staging of the chunk's
+//   key codes (+ scales), the tile's CS table (fp16), then warp (m-tile of 16 tokens, half of the
+//   heads): Z = CS . AB on tensor cores (ldmatrix fragments, CS held in registers across heads),
+//   scores = the diagonal of Z times the latents, also on tensor cores (fp16 latents read straight
+//   from the staged rows; quantized ones decoded to an fp16 tile first); then the online softmax
+//   (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly the
+//   split-mode interface that decode_values_kernel (split_values.cu) consumes.
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/attention_tiles.cuh"
+#include "kernels/dtype_io.cuh"
+#include "kernels/group_decode.cuh"
+#include "kernels/kernel_api.h"
+#include "kernels/mma.cuh"
+#include "kernels/rope_angle.cuh"
+#include "kernels/split_attention.h"
+#include "kernels/split_softmax.cuh"
+#include "kernels/tile_staging.cuh"
+
+namespace starkv {
+namespace kernels {
+namespace {
+
+constexpr int kFoldTokens = 64;      // the usual tile
+constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
+
+struct FoldSmem {
+  size_t ab, cs, sc, raw, lk, plans, heads, total;
+  int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
+  int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
+};
+
+// The sm_90 opt-in shared memory per block, and the most a block may use for two to fit on one SM
+// (228 KB per SM, 1 KB of it reserved per block).
+constexpr size_t kFoldSmemLimit = 232448;
+constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
+
+__host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
+                                                     bool decode, int tokens, int buffers) {
+  FoldSmem f{};
+  f.tokens = tokens;
+  f.buffers = buffers;
+  size_t o = 0;
+  f.ab = o;
+  o = align16(o + sizeof(__half) * kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8));
+  f.cs = o;
+  o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
+  f.sc = o;
+  o = align16(o + sizeof(float) * kHeads * tokens);
+  f.raw = o;
+  o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
+              64);  // + read slack
+  f.lk = o;
+  o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
+  f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
+  o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
+  f.heads = o;  // FoldHead per query head of the chunk
+  o = align16(o + sizeof(int4) * kHeads);
+  f.total = o;
+  return f;
+}
+
+// The layout a layer runs with (host and device agree on it). Latency hiding needs two CTAs per
+// SM more than it needs the 64-token tile's fragment reuse (Llama-2-7B-like at 75%: 144 KB at 64
+// tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
+// first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
+__host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
+                                                bool decode) {
+  const int tokens[4] = {kFoldTokens, kFoldTokensSmall, kFoldTokens, kFoldTokensSmall};
+  const int buffers[4] = {2, 2, 1, 1};
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemTwoPerSm) return f;
+  }
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemLimit || i == 3) return f;
+  }
+  return FoldSmem{};  // not reached
+}
+
+// Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
+template <int TT>
+__device__ __forceinline__ void stage_fold(const LayerView& layer, const RowCopier& rc,
+                                           const int32_t* __restrict__ pages, int pt,
+                                           PageCursor& cur, int t0, int end, int4 pb,
+                                           uint8_t* raw) {
+  stage_at_cursor(layer, rc, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
+                  make_int4(pb.x, pb.y, 0, 0), raw);
+  cp_async_commit();
+}
+
+// Two consecutive fp16 latents at p as one word: one 32-bit load when p is 4-byte aligned (every
+// head's latents start at an even rank offset), else two 16-bit loads.
+template <bool kAligned>
+__device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
+  if (kAligned) return *reinterpret_cast<const uint32_t*>(p);
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p)) |
+         static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
+}
+
+template <int NT, int TT>
+__global__ void __launch_bounds__(kThreads, 2)
+    fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                       const void* __restrict__ q, int q_dtype) {
+  constexpr int D = NT * 8;
+  constexpr int DS = D + 8;  // halves per AB / CS row (16-byte pad: conflict-free ldmatrix)
+  constexpr int MPW = TT / 32;  // m-tiles (16 tokens) per warp: the 8 warps are 2 x 4 head groups
+  constexpr int KSTEPS = D / 16;
+  constexpr int P = D / 2;             // rotary pair slots
+  constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
+  constexpr int TPS = TT / SEGS;
+  static_assert(TPS <= kAttnTileTokens, "rope_step holds kAttnTileTokens offsets");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+
+  // blockIdx.x = work item x chunk, the chunk fastest: an item's chunks run together and read
+  // adjacent bytes of the same rows.
+  const int item_index = static_cast<int>(blockIdx.x) / layer.n_chunks;
+  const WorkItem item = batch.items[item_index];
+  const int chunk = static_cast<int>(blockIdx.x) - item_index * layer.n_chunks;
+  const int qpk = model.q_per_kv;
+  const int gc = layer.kv_heads_per_chunk;
+  const int g0 = chunk * gc;
+  const int ngc = model.n_kv_heads - g0 < gc ? model.n_kv_heads - g0 : gc;
+  const int nh = ngc * qpk;
+  const int rp = model.rope_pairs;
+  const int ks = layer.key_tile_stride;
+  const int rkp_max = layer.max_key_rank_pad;
+  const int rstride = raw_stride(layer);
+  const bool decode = layer.keys_fp16 == 0;
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode);
+  __half* ab = reinterpret_cast<__half*>(smem + L.ab);
+  __half* cs = reinterpret_cast<__half*>(smem + L.cs);
+  float* sc = reinterpret_cast<float*>(smem + L.sc);
+  uint8_t* raw = smem + L.raw;
+  __half* lk = reinterpret_cast<__half*>(smem + L.lk);
+
+  // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection. Thread =
+  // (head, pair), looping over ranks; rows past the head's rank are zero, so Z is exactly zero
+  // there and the (finite) latents read past a head's rank contribute nothing.
+  for (int idx = tid; idx < nh * P; idx += kThreads) {
+    const int h = idx / P, i = idx - h * P;
+    const HeadKeyInfo hk = layer.head_keys[g0 + h / qpk];
+    const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+    const float q0 = load_elem(q, q_dtype, qe + model.perm[2 * i]) * model.scale;
+    const float q1 = load_elem(q, q_dtype, qe + model.perm[2 * i + 1]) * model.scale;
+    const __half* u0p = layer.key_ut + hk.w + (2 * i) * hk.z;
+    const __half* u1p = u0p + hk.z;
+    __half* dst = ab + h * rkp_max * DS + 2 * i;
+    for (int r = 0; r < rkp_max; ++r) {
+      float a = 0.0f, b = 0.0f;
+      if (r < hk.y) {
+        const float u0 = __half2float(u0p[r]), u1 = __half2float(u1p[r]);
+        a = q0 * u0 + q1 * u1;
+        b = q1 * u0 - q0 * u1;
+      }
+      *reinterpret_cast<__half2*>(dst + r * DS) = __floats2half2_rn(a, b);
+    }
+  }
+  // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
+    const int words = static_cast<int>((L.plans - L.raw) / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
+  // angle is exact at the item's start and advances by a 64-token rotation per tile.
+  const int pi = tid % P, seg = tid / P;
+  float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f;
+  {
+    __half* dst = cs + seg * TPS * DS + 2 * pi;
+    if (pi < rp) {
+      const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
+      const float2 r = exact_rotation(TT, model.inv_freq[pi]);
+      bc = b.x;
+      bs = b.y;
+      rc = r.x;
+      rs = r.y;
+    } else {
+      for (int k = 0; k < TPS; ++k)
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
+    }
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+  const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
+  // Quantized keys: each (KV head, 8-channel group) resolved to its blocks once (GroupPlan).
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int gpr = rkp_max / 8;  // plan slots per KV head
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + L.plans);
+  if (decode) {
+    for (int idx = tid; idx < ngc * gpr; idx += kThreads) {
+      const int gl = idx / gpr, u = idx - gl * gpr;
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      const int kch = layer.key_channel[g0 + gl];
+      if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
+    }
+  }
+  // Per query head of the chunk, resolved once: x = the latents' byte offset in a staged row
+  // (fp16 keys) or in the decoded tile, y = the head's padded rank, z = 1 when x is 4-byte aligned.
+  int4* heads = reinterpret_cast<int4*>(smem + L.heads);
+  for (int h = tid; h < nh; h += kThreads) {
+    const int g = g0 + h / qpk;
+    const HeadKeyInfo hk = layer.head_keys[g];
+    const int off = decode ? 2 * hk.x : layer.key_row_offset[g] - pb.x;
+    heads[h] = make_int4(off, hk.z, (off & 3) == 0 ? 1 : 0, 0);
+  }
+  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`; run_sum: this lane's tokens
+  PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
+  const RowCopier copier(layer, make_int4(pb.x, pb.y, 0, 0));
+  __syncthreads();
+  stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
+
+  const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
+  // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
+  // have been read (after the scores), overlapping only the softmax.
+  const bool two_buffers = L.buffers == 2;
+  int buf = 0;
+  for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
+    const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
+    const bool more = t0 + TT < item.end;
+    if (more && two_buffers)
+      stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+    if (pi < rp) {
+      const float2* st = model.rope_step + pi;
+      __half* dst = cs + seg * TPS * DS + 2 * pi;
+#pragma unroll 4
+      for (int k = 0; k < TPS; ++k) {
+        const float2 e = st[k * rp];
+        *reinterpret_cast<__half2*>(dst + k * DS) =
+            __floats2half2_rn(bc * e.x - bs * e.y, bs * e.x + bc * e.y);
+      }
+      const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
+      bc = nc;
+      bs = ns;
+    }
+    if (more && two_buffers) {
+      cp_async_wait_one();
+    } else {
+      cp_async_wait_all();
+    }
+    __syncthreads();
+    const uint8_t* rbuf = raw + buf * TT * rstride;
+    if (decode) {
+      // Units (KV head with its own key group, 8-channel group, token half), round-robin over the
+      // warps; lane = token. 16-byte stores of 8 decoded halves into the head's columns.
+      int unit = 0, prev_col = -1;
+      for (int gl = 0; gl < ngc; ++gl) {
+        const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+        if (hk.x == prev_col) continue;  // a shared (joint) key group: decoded once
+        prev_col = hk.x;
+        const int kch = layer.key_channel[g0 + gl];
+        for (int u = 0; 8 * u < hk.y; ++u) {
+          for (int th = 0; th < TT / 32; ++th, ++unit) {
+            if (unit % kWarps != warp) continue;
+            const int t = 32 * th + lane;
+            const uint4 z8 =
+                decode_planned_group(layer, plans[gl * gpr + u], rbuf + t * rstride, -pb.x,
+                                     scale_shift, kch + 8 * u, kch + hk.y, t < n_valid);
+            *reinterpret_cast<uint4*>(lk + t * ks + hk.x + 8 * u) = z8;
+          }
+        }
+      }
+      __syncthreads();
+    }
+
+    // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
+    uint32_t af[MPW][KSTEPS][4];
+#pragma unroll
+    for (int m = 0; m < MPW; ++m)
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(af[m][kk],
+                    cs + ((MPW * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+    for (int h = hq; h < nh; h += 4) {
+      const int4 hd = heads[h];
+      const int rkp = hd.y;
+      const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+      const int sstride = decode ? 2 * ks : rstride;
+      const bool aligned = hd.z != 0;
+      const uint8_t* row0 = src + (MPW * mp * 16 + grp) * sstride + 4 * tq;
+      const __half* abh = ab + h * rkp_max * DS;
+      float s[MPW][2] = {};  // [m-tile][token grp, grp + 8]
+      // The latent loads are compiled once per alignment (a uniform branch per head) so that the
+      // common 4-byte-aligned case does not also execute the predicated 2-byte path.
+      auto rank_blocks = [&](auto aligned_tag) {
+      constexpr bool kAligned = decltype(aligned_tag)::value;
+      for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
+        float acc[MPW][2][4];
+#pragma unroll
+        for (int m = 0; m < MPW; ++m)
+#pragma unroll
+          for (int n = 0; n < 2; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+        const __half* bbase =
+            abh + (rb0 + (lane >> 4) * 8 + (lane & 7)) * DS + ((lane >> 3) & 1) * 8;
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4(b, bbase + kk * 16);
+#pragma unroll
+          for (int m = 0; m < MPW; ++m) {
+            mma_16816(acc[m][0], af[m][kk], b[0], b[1]);
+            mma_16816(acc[m][1], af[m][kk], b[2], b[3]);
+          }
+        }
+        // Scores on tensor cores: score[t] = sum_r Z[t][r] l_t[r] is the diagonal of Z L^T. The two
+        // accumulator tiles of Z (16 tokens x 16 ranks) are, packed to fp16, exactly an A
+        // fragment (FlashAttention-2's reuse of P); B = L^T of the m-tile's tokens 0-7 and 8-15
+        // comes from the same latent words the f32 epilogue read. Only the diagonal is kept: token
+        // grp's score lands in lane (grp, tq = grp / 2) of the first product, token grp + 8's in
+        // that lane of the second. The fp16 rounding of Z adds about 30% to the fold's rounding
+        // error (2.0e-4 -> 2.6e-4 relative output error in a numpy model of the test inputs).
+#pragma unroll
+        for (int m = 0; m < MPW; ++m) {
+          uint32_t za[4];
+          za[0] = pack_half2(acc[m][0][0], acc[m][0][1]);
+          za[1] = pack_half2(acc[m][0][2], acc[m][0][3]);
+          za[2] = pack_half2(acc[m][1][0], acc[m][1][1]);
+          za[3] = pack_half2(acc[m][1][2], acc[m][1][3]);
+          // Ranks rb0 + 2tq, +1 (and + 8) of tokens grp and grp + 8 of m-tile MPW*mp + m.
+          const uint8_t* pl = row0 + m * 16 * sstride + 2 * rb0;
+          const uint8_t* ph = pl + 8 * sstride;
+          float d0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, d1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          mma_16816(d0, za, latent_pair<kAligned>(pl), latent_pair<kAligned>(pl + 16));
+          mma_16816(d1, za, latent_pair<kAligned>(ph), latent_pair<kAligned>(ph + 16));
+          s[m][0] += (grp & 1) ? d0[1] : d0[0];
+          s[m][1] += (grp & 1) ? d1[3] : d1[2];
+        }
+      }
+      };
+      if (aligned) {
+        rank_blocks(std::true_type{});
+      } else {
+        rank_blocks(std::false_type{});
+      }
+#pragma unroll
+      for (int m = 0; m < MPW; ++m) {
+        if (tq == (grp >> 1)) {  // the lane that holds the diagonal (see rank_blocks)
+          sc[h * TT + (MPW * mp + m) * 16 + grp] = s[m][0];
+          sc[h * TT + (MPW * mp + m) * 16 + grp + 8] = s[m][1];
+        }
+      }
+    }
+    __syncthreads();
+    // Single buffer: every read of this tile's rows is behind the barrier above.
+    if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+
+    // Online softmax: warp = head, lane = tokens lane and lane + 32.
+    if (warp < nh) {
+      const float s0 = lane < n_valid ? sc[warp * TT + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
+      float tmax = fmaxf(s0, s1);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      const float new_max = fmaxf(run_max, tmax);
+      const float alpha = exp_ftz(run_max - new_max);
+      const float p0 = lane < n_valid ? exp_ftz(s0 - new_max) : 0.0f;
+      const float p1 = TT > 32 && lane + 32 < n_valid ? exp_ftz(s1 - new_max) : 0.0f;
+      // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
+      // after the last tile).
+      run_sum = run_sum * alpha + (p0 + p1);
+      run_max = new_max;
+      const int64_t row0 =
+          (static_cast<int64_t>(item_index) * batch.tiles_per_item + ((t0 - item.start) >> 5)) *
+              model.n_heads +
+          g0 * qpk + warp;
+      batch.probs[row0 * T + lane] = __float2half_rn(p0);
+      if (lane == 0) batch.tile_max[row0] = new_max;
+      if (TT > 32 && n_valid > T) {
+        const int64_t row1 = row0 + model.n_heads;
+        batch.probs[row1 * T + lane] = __float2half_rn(p1);
+        if (lane == 0) batch.tile_max[row1] = new_max;
+      }
+    }
+    // The next tile's first barrier orders these reads of sc before it is written again.
+  }
+  if (warp < nh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) run_sum += __shfl_xor_sync(0xffffffffu, run_sum, o);
+    if (lane == 0) {
+      float* st =
+          batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + warp) * 2;
+      st[0] = run_max;
+      st[1] = run_sum;
+    }
+  }
+}
+
+FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model) {
+  return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
+                     l.keys_fp16 == 0);
+}
+
+size_t fold_smem(const LayerView& l, const ModelView& model) {
+  return fold_layer_layout(l, model).total;
+}
+
+template <int NT>
+cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const AttendBatch& batch,
+                           const void* q, int q_dtype, cudaStream_t stream) {
+  const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
+  const FoldSmem f = fold_layer_layout(l, model);
+  if (f.tokens == kFoldTokens) {
+    fold_scores_kernel<NT, kFoldTokens>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  } else {
+    fold_scores_kernel<NT, kFoldTokensSmall>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t configure_fold_kernels(int bytes) {
+  const void* const kernels_used[] = {
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall>),
+  };
+  for (const void* k : kernels_used) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {
+  return fold_smem(fold_layer, model);
+}
+
+cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,
+                                        const ModelView& model, const AttendBatch& batch,
+                                        const void* q, int q_dtype, void* out, int out_dtype,
+                                        cudaStream_t stream) {
+  if (batch.n_items > 0) {
+    cudaError_t e = cudaSuccess;
+    switch (model.head_dim) {
+      case 32:
+        e = launch_fold_nt<4>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 64:
+        e = launch_fold_nt<8>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      case 128:
+        e = launch_fold_nt<16>(fold_layer, model, batch, q, q_dtype, stream);
+        break;
+      default:
+        return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+  }
+  return launch_values_and_combine(layer, model, batch, out, out_dtype, stream);
+}
+
+}  // namespace kernels
+}  // namespace starkv

@@ -1,0 +1,197 @@
+// Decoding staged codes: a quantized block's codes (any width, 4/3-bit mixes included) turned
+// into fp16, 8 channels per step, with the block and scale lookups resolved once per CTA where
+// possible (GroupPlan).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention_tiles.cuh"
+#include "kernels/latent_codec.cuh"
+
+namespace starkv {
+namespace kernels {
+
+// A block descriptor (read-only for the whole launch: two 16-byte loads through the read-only path;
+// device arrays are cudaMalloc'ed and DevBlock is 32 bytes, so each element is 16-byte aligned).
+__device__ __forceinline__ DevBlock load_block(const LayerView& layer, int b) {
+  const int4* p = reinterpret_cast<const int4*>(layer.blocks + b);
+  const int4 u = __ldg(p), v = __ldg(p + 1);
+  return DevBlock{u.x, u.y, u.z, u.w, v.x, v.y, v.z, v.w};
+}
+
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) {
+  return *reinterpret_cast<const uint16_t*>(p);
+}
+
+// The bit stream of a staged row r (16-byte aligned) from bit p on: lo = bits [p, p + 32) and, for
+// sb > 4, hi = bits [p + 32, p + 64) (else 0). Only the aligned 32-bit words that hold bits
+// [p, p + 8 * sb) are read (one or two, three for sb = 8): they start at most 3 bytes before the
+// window's first byte and end at most 3 bytes after its last, i.e. inside the 16-byte staged unit
+// of either end (staged ranges are 16-byte aligned) -- the same units that a byte-by-byte read of
+// the window touches.
+__device__ __forceinline__ void load_code_window(const uint8_t* r, int p, int sb, uint32_t& lo,
+                                                 uint32_t& hi) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (p >> 5);
+  const int sh = p & 31, end = sh + 8 * sb;
+  const uint32_t w0 = w[0];
+  const uint32_t w1 = end > 32 ? w[1] : 0u;
+  lo = __funnelshift_r(w0, w1, sh);
+  hi = 0u;
+  if (sb > 4) {
+    const uint32_t w2 = end > 64 ? w[2] : 0u;
+    hi = __funnelshift_r(w1, w2, sh);
+  }
+}
+
+// Ones in the halves 2i, 2i + 1 of a group of 8 that are below n (n in [0, 8]).
+__device__ __forceinline__ uint32_t halves_below(int n, int i) {
+  const int s = 16 * n - 32 * i;
+  return __funnelshift_lc(0xffffffffu, 0u, s > 0 ? s : 0);  // low min(s, 32) bits
+}
+
+// Eight fp16 values as a uint4 from floats (the 16/32-bit blocks: the float path as before).
+__device__ __forceinline__ uint4 pack8_rn(const float (&v)[8]) {
+  uint4 o;
+  o.x = __half_as_ushort(__float2half_rn(v[0])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[1]))) << 16);
+  o.y = __half_as_ushort(__float2half_rn(v[2])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[3]))) << 16);
+  o.z = __half_as_ushort(__float2half_rn(v[4])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[5]))) << 16);
+  o.w = __half_as_ushort(__float2half_rn(v[6])) |
+        (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[7]))) << 16);
+  return o;
+}
+
+// A group of 8 latent channels [c_first, c_first + 8), clipped at c_end, resolved once per CTA
+// instead of once per tile (decode_value_group finds its blocks through two dependent global loads
+// per call, and a group that crosses a block boundary loops): at most two segments, each inside one
+// quantized block. seg.x: bit position of the segment's first code in a staged row; seg.y: k0 |
+// k1 << 8 | storage_bits << 16 | bits << 24 (the group's halves [k0, k1) come from this block);
+// seg.z: staged byte offset of the block's scale; seg.w: 1 when used. a.w == -1: the group touches
+// a 16/32-bit block or three blocks, and decode_value_group handles it as before.
+struct GroupPlan {
+  int4 a, b;
+};
+
+// Decodes layer channels [c_first, c_first + 8) of one token from its staged row r (row byte b at
+// b + shift, scales at their offset + scale_shift) into 8 halves; channels at or past c_end and
+// invalid tokens give +0. The channels are taken block by block (a warp-uniform loop; usually one
+// block holds all 8): a quantized block's 8-code window from the group's first channel in it,
+// dequantized in half2 (dequant8) and merged into the halves it covers; 16/32-bit blocks channel
+// by channel through float, as before. A window starts at a staged code (the first of the group
+// in its block) and spans sb <= 8 bytes (+1 when it starts inside a byte), so its words lie in the
+// 16-byte unit of that code or the next one; in every staged row a staged code range is followed
+// by at least one more unit (value slack, padding or the scale region of the same row).
+__device__ __forceinline__ uint4 decode_value_group(const LayerView& layer, const uint8_t* r,
+                                                    int shift, int scale_shift, int c_first,
+                                                    int c_end, bool valid) {
+  uint4 out = make_uint4(0u, 0u, 0u, 0u);
+  if (!valid) return out;
+  const int n = c_end - c_first < 8 ? c_end - c_first : 8;  // channels to decode (>= 1)
+  int k0 = 0;  // first half not yet decoded
+  DevBlock b = load_block(layer, __ldg(layer.channel_block + c_first));
+  while (true) {
+    const int bend = b.first_channel + b.n_channels - c_first;  // halves [k0, k1) in block b
+    const int k1 = n < bend ? n : bend;
+    const int j = c_first + k0 - b.first_channel;  // block index of channel c_first + k0
+    if (b.bits < 16) {
+      const int sb = b.storage_bits;
+      uint32_t lo, hi;
+      load_code_window(r, 8 * (b.byte_offset + shift) + j * sb, sb, lo, hi);
+      if (k0 > 0) {  // code 0 of the window belongs in half k0 (k0 * sb <= 56)
+        const uint64_t w = ((static_cast<uint64_t>(hi) << 32) | lo) << (k0 * sb);
+        lo = static_cast<uint32_t>(w);
+        hi = static_cast<uint32_t>(w >> 32);
+      }
+      const uint4 z = dequant8(lo, hi, sb, b.bits, ld_u16(r + b.scale_offset + scale_shift));
+      if (k0 == 0 && k1 == 8) return z;  // the common case: one block, all 8 channels
+      const uint32_t m0 = halves_below(k1, 0) & ~halves_below(k0, 0);
+      const uint32_t m1 = halves_below(k1, 1) & ~halves_below(k0, 1);
+      const uint32_t m2 = halves_below(k1, 2) & ~halves_below(k0, 2);
+      const uint32_t m3 = halves_below(k1, 3) & ~halves_below(k0, 3);
+      out.x |= z.x & m0;
+      out.y |= z.y & m1;
+      out.z |= z.z & m2;
+      out.w |= z.w & m3;
+    } else {
+      float v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const int e = j + (k - k0);  // element index in the block
+        v[k] = 0.0f;
+        if (k >= k0 && k < k1) {
+          const uint8_t* p = r + b.byte_offset + shift;
+          v[k] = b.bits == 16 ? __half2float(*reinterpret_cast<const __half*>(p + 2 * e))
+                              : *reinterpret_cast<const float*>(p + 4 * e);
+        }
+      }
+      const uint4 z = pack8_rn(v);  // +0 outside [k0, k1)
+      out.x |= z.x;
+      out.y |= z.y;
+      out.z |= z.z;
+      out.w |= z.w;
+    }
+    if (k1 >= n) return out;
+    k0 = k1;
+    b = load_block(layer, __ldg(layer.channel_block + c_first + k0));
+  }
+}
+
+__device__ inline GroupPlan plan_group(const LayerView& layer, int shift, int scale_shift, int c_first,
+                                int c_end) {
+  GroupPlan g{make_int4(0, 0, 0, 0), make_int4(0, 0, 0, 0)};
+  const int n = c_end - c_first < 8 ? c_end - c_first : 8;
+  int k0 = 0;
+  for (int seg = 0;; ++seg) {
+    const DevBlock b = load_block(layer, __ldg(layer.channel_block + c_first + k0));
+    const int bend = b.first_channel + b.n_channels - c_first;
+    const int k1 = n < bend ? n : bend;
+    if (b.bits >= 16 || seg == 2) {
+      g.a.w = -1;
+      return g;
+    }
+    const int4 v = make_int4(8 * (b.byte_offset + shift) + (c_first + k0 - b.first_channel) * b.storage_bits,
+                             k0 | k1 << 8 | b.storage_bits << 16 | b.bits << 24,
+                             b.scale_offset + scale_shift, 1);
+    (seg == 0 ? g.a : g.b) = v;
+    if (k1 >= n) return g;
+    k0 = k1;
+  }
+}
+
+// One segment of a planned group: its halves [k0, k1) of the group, decoded from staged row r.
+__device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, uint4& out) {
+  const int k0 = v.y & 255, k1 = (v.y >> 8) & 255, sb = (v.y >> 16) & 255, bits = v.y >> 24;
+  uint32_t lo, hi;
+  load_code_window(r, v.x, sb, lo, hi);
+  if (k0 > 0) {  // code 0 of the window belongs in half k0 (k0 * sb <= 56)
+    const uint64_t w = ((static_cast<uint64_t>(hi) << 32) | lo) << (k0 * sb);
+    lo = static_cast<uint32_t>(w);
+    hi = static_cast<uint32_t>(w >> 32);
+  }
+  const uint4 z = dequant8(lo, hi, sb, bits, ld_u16(r + v.z));
+  if (k0 == 0 && k1 == 8) {
+    out = z;
+    return;
+  }
+  out.x |= z.x & halves_below(k1, 0) & ~halves_below(k0, 0);
+  out.y |= z.y & halves_below(k1, 1) & ~halves_below(k0, 1);
+  out.z |= z.z & halves_below(k1, 2) & ~halves_below(k0, 2);
+  out.w |= z.w & halves_below(k1, 3) & ~halves_below(k0, 3);
+}
+
+// decode_value_group's result for a planned group (same bits: the same windows and dequant8).
+__device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, const GroupPlan& g,
+                                                      const uint8_t* r, int shift, int scale_shift,
+                                                      int c_first, int c_end, bool valid) {
+  if (g.a.w < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
+  uint4 out = make_uint4(0u, 0u, 0u, 0u);
+  if (!valid) return out;
+  decode_segment(g.a, r, out);
+  if (g.b.w) decode_segment(g.b, r, out);
+  return out;
+}
+
+}  // namespace kernels
+}  // namespace starkv

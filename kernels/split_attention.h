@@ -1,0 +1,24 @@
+// Entry points shared between the attention kernels' files (not for src/cuda, which uses
+// kernel_api.h): split mode's value stage, launched after either score kernel, and the
+// per-file kernel attribute set-up that configure_attention_kernels runs.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/kernel_api.h"
+
+namespace starkv {
+namespace kernels {
+
+// Split mode, stages 2 and 3 (split_values.cu): the value kernel (when there are work items) and
+// the combine, after a score kernel has written the probabilities.
+cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& model,
+                                      const AttendBatch& batch, void* out, int out_dtype,
+                                      cudaStream_t stream);
+
+// The opt-in shared memory limit of every kernel instance a launch may pick, per file.
+cudaError_t configure_fold_kernels(int bytes);   // fold_scores.cu
+cudaError_t configure_value_kernels(int bytes);  // split_values.cu
+
+}  // namespace kernels
+}  // namespace starkv

@@ -1,0 +1,374 @@
+// Split mode's value stage (see decode_attention.cu for the whole decode step): after a score
+// kernel has written each 32-token tile's fp16 probabilities and running max per head, the value
+// kernel reads every value latent once for all query heads, and the combine merges the splits.
+//
+// decode_values_kernel<NHT>   grid work item x 128-channel block of the value latents (1-D, the
+//   block fastest), 256 threads; NHT = n8 tiles of query heads (all heads of the model). Per
+//   32-token tile: cp.async staging (a ring of kValueStages tiles) of the block's value codes +
+//   scales and of the tile's probabilities [H][32] and running max; fp16 latents at 16-byte
+//   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
+//   else is first decoded to a token-major fp16 tile Z[32][136] (a lane = a token, 8 channels per
+//   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
+//   cores, A fragments by ldmatrix.trans (warp w: channels 16w..16w+15, all heads).
+//   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
+// combine_split_values_kernel: see its comment below.
+#include <cstdint>
+
+#include "kernels/attention_tiles.cuh"
+#include "kernels/dtype_io.cuh"
+#include "kernels/group_decode.cuh"
+#include "kernels/kernel_api.h"
+#include "kernels/mma.cuh"
+#include "kernels/split_attention.h"
+#include "kernels/split_softmax.cuh"
+#include "kernels/tile_staging.cuh"
+
+namespace starkv {
+namespace kernels {
+namespace {
+
+constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
+
+constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
+
+__host__ __device__ inline size_t values_stage_bytes(const LayerView& l, int heads_padded) {
+  return align16(static_cast<size_t>(T) * raw_stride(l)) +
+         align16(sizeof(__half) * heads_padded * kTileStride) +
+         align16(sizeof(float) * heads_padded);
+}
+
+__host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padded) {
+  return kValueStages * values_stage_bytes(l, heads_padded) +
+         (l.values_fp16 ? 0
+                        : align16(sizeof(__half) * T * kZStride) +
+                              sizeof(GroupPlan) * (kValueBlockChannels / 8));
+}
+
+// Up to 32 heads (NHT <= 4) the accumulators are small enough for three CTAs per SM (80
+// registers, no spills): small models' layers (e.g. 9 heads) need it for latency hiding, and
+// without the bound the 32-head instance drifts to 91 registers and two CTAs per SM.
+template <int NHT>
+__global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
+    decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
+  constexpr int S = kValueStages;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+  const int HP = NHT * 8, H = model.n_heads;
+  // blockIdx.x = work item x value block, the block fastest: an item's blocks run together, so they
+  // share its probability tiles in L2 and read adjacent bytes of the same rows.
+  const int n_vblocks = (layer.value_width + kValueBlockChannels - 1) / kValueBlockChannels;
+  const int item_index = static_cast<int>(blockIdx.x) / n_vblocks;
+  const int vblock = static_cast<int>(blockIdx.x) - item_index * n_vblocks;
+  const WorkItem item = batch.items[item_index];
+  const int c0 = vblock * kValueBlockChannels;
+  const int ccount =
+      layer.value_width - c0 < kValueBlockChannels ? layer.value_width - c0 : kValueBlockChannels;
+  const int rstride = raw_stride(layer);
+  const bool direct = layer.values_fp16 != 0;
+  // Stage s: raw rows [T][rstride], probabilities [HP][kTileStride] halves, tile max [HP] f32.
+  const size_t raw_sz = align16(static_cast<size_t>(T) * rstride);
+  const size_t prob_sz = align16(sizeof(__half) * HP * kTileStride);
+  const size_t stage_sz = raw_sz + prob_sz + align16(sizeof(float) * HP);
+  __half* zt = reinterpret_cast<__half*>(smem + S * stage_sz);
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + S * stage_sz +
+                                                  align16(sizeof(__half) * T * kZStride));
+
+  // Zero everything once but the group plans (written below by other threads before the first
+  // barrier): staging slack, Z, probability rows and tile maxima past H.
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem);
+    const size_t zero_bytes =
+        direct ? values_smem(layer, HP) : static_cast<size_t>(reinterpret_cast<uint8_t*>(plans) - smem);
+    const int words = static_cast<int>(zero_bytes / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+  const int4 vb = layer.value_block_bytes[vblock];
+  const int4 pb = make_int4(0, 0, vb.x, vb.y);
+  const int64_t prob_base = static_cast<int64_t>(item_index) * batch.tiles_per_item;
+  // Staged row byte of value channel c0 (fp16 direct mode): 16-byte aligned by construction.
+  const int direct_off =
+      direct ? layer.raw_key_bytes + (layer.blocks[layer.channel_block[layer.key_width]].byte_offset +
+                                      2 * c0 - vb.x)
+             : 0;
+  const int shift = layer.raw_key_bytes - vb.x;
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int c_end = layer.key_width + layer.value_width;
+  if (!direct && tid < (ccount + 7) / 8)
+    plans[tid] = plan_group(layer, shift, scale_shift, layer.key_width + c0 + 8 * tid, c_end);
+  __syncthreads();
+
+  PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order k = 0, 1, ...
+  const RowCopier copier(layer, pb);
+  // Tile k (if any) into stage k % S; always one commit group per call.
+  auto stage = [&](int k) {
+    const int t0 = item.start + k * T;
+    if (t0 < item.end) {
+      uint8_t* base = smem + (k % S) * stage_sz;
+      __half* pdst = reinterpret_cast<__half*>(base + raw_sz);
+      float* mdst = reinterpret_cast<float*>(base + raw_sz + prob_sz);
+      const __half* src = batch.probs + (prob_base + k) * H * T;
+      for (int i = tid; i < H * 4; i += kThreads)
+        cp_async_16(pdst + (i >> 2) * kTileStride + (i & 3) * 8, src + (i >> 2) * T + (i & 3) * 8);
+      const float* msrc = batch.tile_max + (prob_base + k) * H;
+      for (int h = tid; h < H; h += kThreads) {
+        const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(mdst + h));
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(msrc + h));
+      }
+      stage_at_cursor(layer, copier, pages, pt, cursor, t0, item.end - t0 < T ? item.end - t0 : T, T, pb,
+                      base);
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int k = 0; k < S - 1; ++k) stage(k);
+
+  float acc[NHT][4];
+  float mprev[NHT][2];
+#pragma unroll
+  for (int n = 0; n < NHT; ++n) {
+    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    mprev[n][0] = mprev[n][1] = -INFINITY;
+  }
+
+  for (int t0 = item.start, k = 0; t0 < item.end; t0 += T, ++k) {
+    const int n_valid = item.end - t0 < T ? item.end - t0 : T;
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
+    __syncthreads();
+    // Stage (k - 1) % S was last read before this barrier: refill it with tile k + S - 1.
+    stage(k + S - 1);
+    const uint8_t* base = smem + (k % S) * stage_sz;
+    const uint8_t* rbuf = base;
+    const __half* pk = reinterpret_cast<const __half*>(base + raw_sz);
+    const float* tmax = reinterpret_cast<const float*>(base + raw_sz + prob_sz);
+    if (!direct) {
+      const uint8_t* r = rbuf + lane * rstride;
+      for (int u = warp; u < (ccount + 7) / 8; u += kWarps) {
+        const uint4 z8 = decode_planned_group(layer, plans[u], r, shift, scale_shift,
+                                              layer.key_width + c0 + 8 * u, c_end, lane < n_valid);
+        *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z8;
+      }
+      __syncthreads();
+    }
+    if (16 * warp < ccount) {
+      const int m = lane >> 3;
+      const uint8_t* abase =
+          direct ? rbuf + ((m >> 1) * 8 + (lane & 7)) * rstride + direct_off + 2 * (16 * warp + (m & 1) * 8)
+                 : reinterpret_cast<const uint8_t*>(zt + ((m >> 1) * 8 + (lane & 7)) * kZStride +
+                                                    16 * warp + (m & 1) * 8);
+      const int astep = direct ? 16 * rstride : 16 * kZStride * 2;
+      // Rescale by exp(previous max - tile max). A head's running max rarely moves after the
+      // first tiles, and then the factor is exactly 1: skipped unless some lane's max moved.
+      float2 mt[NHT];
+      bool moved = false;
+#pragma unroll
+      for (int n = 0; n < NHT; ++n) {
+        mt[n] = *reinterpret_cast<const float2*>(tmax + 8 * n + 2 * tq);
+        moved |= (mt[n].x != mprev[n][0]) | (mt[n].y != mprev[n][1]);
+      }
+      if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+        for (int n = 0; n < NHT; ++n) {
+          const float al0 = exp_ftz(mprev[n][0] - mt[n].x), al1 = exp_ftz(mprev[n][1] - mt[n].y);
+          mprev[n][0] = mt[n].x;
+          mprev[n][1] = mt[n].y;
+          acc[n][0] *= al0;
+          acc[n][1] *= al1;
+          acc[n][2] *= al0;
+          acc[n][3] *= al1;
+        }
+      }
+#pragma unroll
+      for (int kstep = 0; kstep < T / 16; ++kstep) {
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, abase + kstep * astep);
+        // B = the probabilities P[head][token] of head tiles n, n + 1 (ldmatrix rows: lanes
+        // 0-7 heads 8n.., tokens 0-7 of the k-step; 8-15 tokens 8-15; 16-31 the same for n + 1).
+#pragma unroll
+        for (int n = 0; n + 1 < NHT; n += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, pk + (8 * n + (lane & 7) + (lane >> 4) * 8) * kTileStride + kstep * 16 +
+                             ((lane >> 3) & 1) * 8);
+          mma_16816(acc[n], a, b[0], b[1]);
+          mma_16816(acc[n + 1], a, b[2], b[3]);
+        }
+        if (NHT % 2 == 1) {
+          const __half* bp = pk + (8 * (NHT - 1) + grp) * kTileStride + kstep * 16 + 2 * tq;
+          mma_16816(acc[NHT - 1], a, ld_h2(bp), ld_h2(bp + 8));
+        }
+      }
+    }
+    // The next iteration's barrier orders these reads before stage k % S is refilled (and, when
+    // decoding, before Z is rewritten).
+  }
+  cp_async_wait_all();  // (only empty groups can be pending here)
+  if (16 * warp < ccount) {
+    // Head-major [h][c], so that the combine reads each head's latent contiguously (8 lanes of a
+    // store instruction write 8 consecutive channels of one head: whole 32-byte sectors).
+    const int VW = layer.value_width;
+    float* dst = batch.vacc + static_cast<int64_t>(item_index) * HP * VW + c0;
+    const int row = warp * 16 + grp;
+#pragma unroll
+    for (int n = 0; n < NHT; ++n) {
+      float* d0 = dst + static_cast<int64_t>(8 * n + 2 * tq) * VW;
+      if (row < ccount) {
+        d0[row] = acc[n][0];
+        d0[VW + row] = acc[n][1];
+      }
+      if (row + 8 < ccount) {
+        d0[row + 8] = acc[n][2];
+        d0[VW + row + 8] = acc[n][3];
+      }
+    }
+  }
+}
+
+// Split mode, stage 3: like combine_splits_kernel, reading the value kernel's accumulators.
+// grid (query head x 32-column slice of its output, block of 4 queries), 256 threads: the merged,
+// normalized latents of the 4 queries go to shared memory (each head's accumulators are contiguous
+// per work item, so the reads are coalesced); then warp w up-projects ranks [w*rank/8,
+// (w+1)*rank/8) into the slice's 32 outputs (lane = output column: one 128-byte row segment of
+// the up matrix per rank) and the 8 partial sums are added through shared memory. Slicing the
+// output gives D/32 times more CTAs than one per (head, query block): with 128 of them (Llama-2-
+// like, batch 16) the kernel was latency bound at one CTA per SM; the merge it repeats per slice
+// is cheap next to the up-projection.
+constexpr int kCombine2Threads = 256;
+constexpr int kCombine2Warps = kCombine2Threads / 32;
+constexpr int kCombineSlice = 32;
+
+__host__ __device__ inline size_t combine2_smem(const LayerView& l) {
+  return sizeof(float) * kCombineQueries *
+         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(kCombine2Warps) * kCombineSlice);
+}
+
+__global__ void __launch_bounds__(kCombine2Threads)
+    combine_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                                void* __restrict__ out, int out_dtype) {
+  extern __shared__ __align__(16) float lat2[];  // [kCombineQueries][rank], then partial sums
+  const int D = model.head_dim;
+  const int slices = (D + kCombineSlice - 1) / kCombineSlice;
+  const int h = blockIdx.x / slices;
+  const int d = (blockIdx.x - h * slices) * kCombineSlice + (threadIdx.x & 31);
+  const int g = h / model.q_per_kv;
+  const HeadValueInfo hv = layer.head_values[g];
+  const int rank = hv.y;
+  const int v0 = hv.x - layer.key_width;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t item_stride = static_cast<int64_t>(batch.heads_padded) * layer.value_width;
+  const float* head_acc = batch.vacc + static_cast<int64_t>(h) * layer.value_width + v0;
+  float* part = lat2 + kCombineQueries * layer.max_value_rank;  // [warps][queries][slice]
+  for (int qi = 0; qi < kCombineQueries; ++qi) {
+    const int query = blockIdx.y * kCombineQueries + qi;
+    if (query >= batch.n_queries) break;
+    const int2 range = batch.query_items[query];
+    float m, inv_total;
+    merge_split_stats(batch, model, range, h, &m, &inv_total);
+    for (int c = tid; c < rank; c += kCombine2Threads) {
+      float v = 0.0f;
+      for (int s = 0; s < range.y; ++s) {
+        const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
+        v += w * head_acc[(range.x + s) * item_stride + c];
+      }
+      lat2[qi * rank + c] = v * inv_total;
+    }
+  }
+  __syncthreads();
+  const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
+  const int c_lo = warp * per, c_hi = c_lo + per < rank ? c_lo + per : rank;
+  float o[kCombineQueries] = {};
+  if (d < D) {
+    const float* up = layer.value_up + hv.w + d;
+    for (int c = c_lo; c < c_hi; ++c) {
+      const float u = __ldg(up + static_cast<int64_t>(c) * hv.z);
+#pragma unroll
+      for (int qi = 0; qi < kCombineQueries; ++qi) o[qi] += lat2[qi * rank + c] * u;
+    }
+  }
+#pragma unroll
+  for (int qi = 0; qi < kCombineQueries; ++qi)
+    part[(warp * kCombineQueries + qi) * kCombineSlice + lane] = o[qi];
+  __syncthreads();
+  if (tid < kCombineQueries * kCombineSlice) {
+    const int qi = tid / kCombineSlice, j = tid - qi * kCombineSlice;
+    const int query = blockIdx.y * kCombineQueries + qi;
+    const int dj = d - lane + j;
+    if (query < batch.n_queries && dj < D) {
+      float v = 0.0f;
+      for (int w = 0; w < kCombine2Warps; ++w) v += part[(w * kCombineQueries + qi) * kCombineSlice + j];
+      store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + dj, v);
+    }
+  }
+}
+
+template <int NHT>
+cudaError_t launch_values_nht(const LayerView& layer, const ModelView& model,
+                              const AttendBatch& batch, cudaStream_t stream) {
+  const unsigned grid = static_cast<unsigned>(batch.n_items) *
+                       static_cast<unsigned>((layer.value_width + kValueBlockChannels - 1) /
+                                             kValueBlockChannels);
+  decode_values_kernel<NHT>
+      <<<grid, kThreads, values_smem(layer, NHT * 8), stream>>>(layer, model, batch);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t configure_value_kernels(int bytes) {
+  const void* const kernels_used[] = {
+      reinterpret_cast<const void*>(decode_values_kernel<1>),
+      reinterpret_cast<const void*>(decode_values_kernel<2>),
+      reinterpret_cast<const void*>(decode_values_kernel<4>),
+      reinterpret_cast<const void*>(decode_values_kernel<8>),
+      reinterpret_cast<const void*>(combine_split_values_kernel),
+  };
+  for (const void* k : kernels_used) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model) {
+  int hp = 8;
+  while (hp < model.n_heads) hp *= 2;
+  return hp > 64 ? 0 : values_smem(layer, hp);
+}
+
+// Split mode, stages 2 and 3: the value kernel (when there are work items) and the combine.
+cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& model,
+                                      const AttendBatch& batch, void* out, int out_dtype,
+                                      cudaStream_t stream) {
+  if (batch.n_items > 0) {
+    cudaError_t e = cudaSuccess;
+    switch (batch.heads_padded) {
+      case 8:
+        e = launch_values_nht<1>(layer, model, batch, stream);
+        break;
+      case 16:
+        e = launch_values_nht<2>(layer, model, batch, stream);
+        break;
+      case 32:
+        e = launch_values_nht<4>(layer, model, batch, stream);
+        break;
+      case 64:
+        e = launch_values_nht<8>(layer, model, batch, stream);
+        break;
+      default:
+        return cudaErrorInvalidValue;
+    }
+    if (e != cudaSuccess) return e;
+  }
+  const size_t smem = combine2_smem(layer);
+  const int slices = (model.head_dim + kCombineSlice - 1) / kCombineSlice;
+  const dim3 grid(static_cast<unsigned>(model.n_heads * slices),
+                  static_cast<unsigned>((batch.n_queries + kCombineQueries - 1) / kCombineQueries));
+  combine_split_values_kernel<<<grid, kCombine2Threads, smem, stream>>>(layer, model, batch, out,
+                                                                        out_dtype);
+  return cudaGetLastError();
+}
+
+}  // namespace kernels
+}  // namespace starkv
