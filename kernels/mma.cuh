@@ -7,6 +7,8 @@
 //   C/D (16x8, fp32):     c0,c1 = C[grp][2tq..2tq+1],  c2,c3 = C[grp+8][2tq..2tq+1]
 #pragma once
 
+#include <cuda_fp16.h>
+
 #include <cstdint>
 
 namespace starkv {
