@@ -13,7 +13,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int T = kAttnTileTokens;
 constexpr int kHeads = kAttnHeadsPerCta;
-constexpr int kScoreHeads = kScoreHeadsPerCta;
 constexpr int kTileStride = T + 8;  // halves per LvT / P row: 20 words, conflict-free fragments
 constexpr int kCombineQueries = 4;
 static_assert(T == 32, "the softmax maps one token to one lane");

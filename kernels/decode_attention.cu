@@ -55,6 +55,7 @@ namespace starkv {
 namespace kernels {
 namespace {
 
+constexpr int kScoreHeads = kScoreHeadsPerCta;
 constexpr int kVch = kAttnValueChannels;
 constexpr int kMaxValueTiles = kVch / 16 / kWarps;
 constexpr int kMaxSplit = 4;  // key-reconstruction jobs split a head's columns this many ways
@@ -543,12 +544,8 @@ cudaError_t configure_attention_kernels(int bytes) {
       reinterpret_cast<const void*>(decode_attention_kernel<16, false, kScoreHeads>),
       reinterpret_cast<const void*>(combine_splits_kernel),
   };
-  for (const void* k : kernels_used) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (e != cudaSuccess) return e;
-  }
-  const cudaError_t e = configure_fold_kernels(bytes);
+  cudaError_t e = allow_dynamic_smem(kernels_used, bytes);
+  if (e == cudaSuccess) e = configure_fold_kernels(bytes);
   return e == cudaSuccess ? configure_value_kernels(bytes) : e;
 }
 
@@ -627,7 +624,6 @@ cudaError_t launch_split_attention(const LayerView& scores_layer, const LayerVie
   }
   return launch_values_and_combine(layer, model, batch, out, out_dtype, stream);
 }
-
 
 }  // namespace kernels
 }  // namespace starkv

@@ -433,12 +433,7 @@ cudaError_t configure_fold_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall>),
   };
-  for (const void* k : kernels_used) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (e != cudaSuccess) return e;
-  }
-  return cudaSuccess;
+  return allow_dynamic_smem(kernels_used, bytes);
 }
 
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {

@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #include "kernels/kernel_api.h"
 
 namespace starkv {
@@ -15,6 +17,17 @@ namespace kernels {
 cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& model,
                                       const AttendBatch& batch, void* out, int out_dtype,
                                       cudaStream_t stream);
+
+// Raises the dynamic shared memory limit of each kernel in the list to `bytes`.
+template <size_t N>
+inline cudaError_t allow_dynamic_smem(const void* const (&kernels)[N], int bytes) {
+  for (const void* k : kernels) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
 
 // The opt-in shared memory limit of every kernel instance a launch may pick, per file.
 cudaError_t configure_fold_kernels(int bytes);   // fold_scores.cu

@@ -323,12 +323,7 @@ cudaError_t configure_value_kernels(int bytes) {
       reinterpret_cast<const void*>(decode_values_kernel<8>),
       reinterpret_cast<const void*>(combine_split_values_kernel),
   };
-  for (const void* k : kernels_used) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (e != cudaSuccess) return e;
-  }
-  return cudaSuccess;
+  return allow_dynamic_smem(kernels_used, bytes);
 }
 
 size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model) {

@@ -164,12 +164,12 @@ __device__ __forceinline__ void stage_at_cursor(const LayerView& layer, const Ro
   cur.advance(advance, pt);
 }
 
-// Stages tokens [t0, min(t0 + T, end)) (see stage_rows), then commits the group unless told not to.
+// Stages tokens [t0, min(t0 + T, end)) (see stage_rows), then commits the group.
 __device__ __forceinline__ void stage_tile(const LayerView& layer,
                                            const int32_t* __restrict__ pages, int pt, int t0,
-                                           int end, int4 pb, uint8_t* raw, bool commit = true) {
+                                           int end, int4 pb, uint8_t* raw) {
   stage_rows(layer, pages, pt, t0, end - t0 < T ? end - t0 : T, pb, raw);
-  if (commit) cp_async_commit();
+  cp_async_commit();
 }
 
 }  // namespace kernels
