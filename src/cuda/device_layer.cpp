@@ -492,7 +492,23 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     fold_view.key_row_offset = key_row_offset.get<int32_t>();
     fold_view.key_channel = key_channel.get<int32_t>();
     fold_view.keys_fp16 = all_fp16 && key_width > 0 ? 1 : 0;
-    fold_view.raw_value_bytes = odd_units(raw_keys + scale_bytes);
+    // fp16 keys are read straight from the staged rows, a head's ranks up to its padded rank
+    // (those past its rank meet exactly-zero columns of Z). The reads past a head's staged bytes
+    // must stay inside the row: past a tile's last row lies the other staging buffer, which
+    // cp.async is filling meanwhile (racecheck reports it, though the bytes are finite latents
+    // either way). So the row gets zero slack (never written) up to the furthest such read.
+    int32_t slack = 0;
+    if (fold_view.keys_fp16) {
+      for (int32_t c = 0; c < model.n_chunks; ++c) {
+        const int32_t k0 = parts[static_cast<size_t>(c * max_parts)].x;
+        for (int32_t g = c * gc; g < std::min(G, (c + 1) * gc); ++g) {
+          const int32_t end = row_offset[static_cast<size_t>(g)] - k0 +
+                              2 * head_keys[static_cast<size_t>(g)].z;
+          slack = std::max(slack, round_up(end - raw_keys, 16));
+        }
+      }
+    }
+    fold_view.raw_value_bytes = slack + odd_units(raw_keys + slack + scale_bytes);
     fold_view.max_value_parts = v.max_value_parts;
   }
   v.value_block_bytes = value_block_bytes.get<int4>();
