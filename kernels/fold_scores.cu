@@ -45,14 +45,25 @@ struct FoldSmem {
 constexpr size_t kFoldSmemLimit = 232448;
 constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
 
+// Reconstructing keys (recon): the up-projections of up to kReconKvHeads KV heads per chunk (a
+// chunk holds 8 / q_per_kv of them, q_per_kv >= 2) and the chunk's queries, in place of AB.
+constexpr int kReconKvHeads = kHeads / 2;
+
+__host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
+  return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + 8);
+}
+
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
-                                                     bool decode, int tokens, int buffers) {
+                                                     bool decode, bool recon, int tokens,
+                                                     int buffers) {
   FoldSmem f{};
   f.tokens = tokens;
   f.buffers = buffers;
   size_t o = 0;
-  f.ab = o;
-  o = align16(o + sizeof(__half) * kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8));
+  f.ab = o;  // AB[head][rank][D + 8]; recon: UT[KV head][D][max_rkp + 8], then Q[kHeads + 1][D + 8]
+  o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
+                                                (kHeads + 1) * static_cast<size_t>(head_dim + 8)
+                                          : kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8)));
   f.cs = o;
   o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
   f.sc = o;
@@ -75,15 +86,17 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
 // tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
 // first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
 __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
-                                                bool decode) {
+                                                bool decode, bool recon) {
   const int tokens[4] = {kFoldTokens, kFoldTokensSmall, kFoldTokens, kFoldTokensSmall};
   const int buffers[4] = {2, 2, 1, 1};
   for (int i = 0; i < 4; ++i) {
-    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    const FoldSmem f =
+        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
     if (f.total <= kFoldSmemTwoPerSm) return f;
   }
   for (int i = 0; i < 4; ++i) {
-    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, tokens[i], buffers[i]);
+    const FoldSmem f =
+        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
     if (f.total <= kFoldSmemLimit || i == 3) return f;
   }
   return FoldSmem{};  // not reached
@@ -109,7 +122,7 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
          static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
 }
 
-template <int NT, int TT>
+template <int NT, int TT, bool kRecon>
 __global__ void __launch_bounds__(kThreads, 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
@@ -140,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int rkp_max = layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
   const bool decode = layer.keys_fp16 == 0;
-  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode);
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon);
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
   __half* cs = reinterpret_cast<__half*>(smem + L.cs);
   float* sc = reinterpret_cast<float*>(smem + L.sc);
@@ -150,7 +163,31 @@ __global__ void __launch_bounds__(kThreads, 2)
   // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection. Thread =
   // (head, pair), looping over ranks; rows past the head's rank are zero, so Z is exactly zero
   // there and the (finite) latents read past a head's rank contribute nothing.
-  for (int idx = tid; idx < nh * P; idx += kThreads) {
+  if (kRecon) {
+    // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
+    // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
+    // permuted dims (B fragments of the score MMA), row kHeads zero (padding heads of a group).
+    const int UTS = rkp_max + 8;
+    __half* ut = ab;
+    __half* qs = ab + recon_ut_halves(D, rkp_max);
+    for (int idx = tid; idx < ngc * D; idx += kThreads) {
+      const int gl = idx / D, d = idx - gl * D;
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      const __half* src = layer.key_ut + hk.w + d * hk.z;
+      __half* dst = ut + (gl * D + d) * UTS;
+      for (int r = 0; r < rkp_max; ++r) dst[r] = r < hk.y ? src[r] : __float2half_rn(0.0f);
+    }
+    for (int idx = tid; idx < (kHeads + 1) * D; idx += kThreads) {
+      const int h = idx / D, d = idx - h * D;
+      float v = 0.0f;
+      if (h < nh) {
+        const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+        v = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
+      }
+      qs[h * DS + d] = __float2half_rn(v);
+    }
+  }
+  for (int idx = tid; !kRecon && idx < nh * P; idx += kThreads) {
     const int h = idx / P, i = idx - h * P;
     const HeadKeyInfo hk = layer.head_keys[g0 + h / qpk];
     const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
@@ -276,6 +313,99 @@ __global__ void __launch_bounds__(kThreads, 2)
       __syncthreads();
     }
 
+    if (kRecon) {
+      // Jobs (KV head gl, m-tile mt of 16 tokens) round-robin over the warps. Per job and group
+      // of 32 key dims: K = L Ut on tensor cores (4 n-tiles of 8 dims, rkp / 16 k-steps), RoPE
+      // on the accumulators (thread: dims 2tq, 2tq + 1 of each n-tile = one rotary pair, tokens
+      // grp and grp + 8; cos and sin from the CS table), the rotated keys packed to fp16 A
+      // fragments (two n-tiles = one k-step), then S += K Q^T with B = the group's queries (8
+      // columns: q_per_kv heads, the rest a zero row). Tensor work per token and KV head:
+      // 2 rkp D + 2 D 8 flops, against 2 rkp D per query head for the fold.
+      const int UTS = rkp_max + 8;
+      const __half* ut = ab;
+      const __half* qs = ab + recon_ut_halves(D, rkp_max);
+      for (int job = warp; job < ngc * (TT / 16); job += kWarps) {
+        const int gl = job / (TT / 16), mt = job - gl * (TT / 16);
+        const int4 hd = heads[gl * qpk];
+        const int rkp = hd.y;
+        const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+        const int sstride = decode ? 2 * ks : rstride;
+        const uint8_t* row_lo = src + (mt * 16 + grp) * sstride + 4 * tq;
+        const uint8_t* row_hi = row_lo + 8 * sstride;
+        const __half* utg = ut + gl * D * UTS;
+        // Query rows of this lane's ldmatrix address (head lane & 7 of the group, else zero).
+        const int qh = (lane & 7) < qpk ? gl * qpk + (lane & 7) : kHeads;
+        const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
+        const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
+        const __half* cs_hi = cs_lo + 8 * DS;
+        float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        auto job_scores = [&](auto aligned_tag) {
+          constexpr bool kAligned = decltype(aligned_tag)::value;
+#pragma unroll
+          for (int dg = 0; dg < D / 32; ++dg) {
+            float kacc[4][4];
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
+            for (int kk = 0; kk < rkp; kk += 16) {
+              uint32_t a[4];  // L: tokens grp, grp + 8 x ranks kk + 2tq (+1), + 8
+              a[0] = latent_pair<kAligned>(row_lo + 2 * kk);
+              a[1] = latent_pair<kAligned>(row_hi + 2 * kk);
+              a[2] = latent_pair<kAligned>(row_lo + 2 * kk + 16);
+              a[3] = latent_pair<kAligned>(row_hi + 2 * kk + 16);
+#pragma unroll
+              for (int np = 0; np < 2; ++np) {
+                // B: Ut rows = dims dg*32 + np*16 + (0..15), ranks kk + (0..15): matrices (n-tile
+                // 2np, ranks lo), (2np, hi), (2np + 1, lo), (2np + 1, hi).
+                uint32_t b[4];
+                ldmatrix_x4(b, utg + (dg * 32 + np * 16 + (lane >> 4) * 8 + (lane & 7)) * UTS + kk +
+                                   ((lane >> 3) & 1) * 8);
+                mma_16816(kacc[2 * np], a, b[0], b[1]);
+                mma_16816(kacc[2 * np + 1], a, b[2], b[3]);
+              }
+            }
+            // RoPE: pair p = dg*16 + nt*4 + tq of tokens grp (c0, c1) and grp + 8 (c2, c3).
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+              const int p2 = 2 * (dg * 16 + nt * 4);
+              const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
+              const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
+              const float k0 = kacc[nt][0], k1 = kacc[nt][1], k2 = kacc[nt][2], k3 = kacc[nt][3];
+              kacc[nt][0] = k0 * lo.x - k1 * lo.y;
+              kacc[nt][1] = k0 * lo.y + k1 * lo.x;
+              kacc[nt][2] = k2 * hi.x - k3 * hi.y;
+              kacc[nt][3] = k2 * hi.y + k3 * hi.x;
+            }
+            // Q fragments of dims dg*32 .. +31: matrices (k-step 0 lo, hi, k-step 1 lo, hi).
+            uint32_t bq[4];
+            ldmatrix_x4(bq, qrow + dg * 32);
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              uint32_t ka[4];  // rotated keys, n-tiles 2j and 2j + 1, as an A fragment
+              ka[0] = pack_half2(kacc[2 * j][0], kacc[2 * j][1]);
+              ka[1] = pack_half2(kacc[2 * j][2], kacc[2 * j][3]);
+              ka[2] = pack_half2(kacc[2 * j + 1][0], kacc[2 * j + 1][1]);
+              ka[3] = pack_half2(kacc[2 * j + 1][2], kacc[2 * j + 1][3]);
+              mma_16816(sacc, ka, bq[2 * j], bq[2 * j + 1]);
+            }
+          }
+        };
+        if (hd.z != 0) {
+          job_scores(std::true_type{});
+        } else {
+          job_scores(std::false_type{});
+        }
+        // sacc: tokens grp (0, 1) and grp + 8 (2, 3) x the group's heads 2tq, 2tq + 1.
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int hl = 2 * tq + e;
+          if (hl < qpk) {
+            float* dst = sc + (gl * qpk + hl) * TT + mt * 16 + grp;
+            dst[0] = sacc[e];
+            dst[8] = sacc[2 + e];
+          }
+        }
+      }
+    } else {
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
     uint32_t af[MPW][KSTEPS][4];
 #pragma unroll
@@ -353,6 +483,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         }
       }
     }
+    }  // fold (not kRecon)
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
     if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
@@ -400,7 +531,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model) {
   return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
-                     l.keys_fp16 == 0);
+                     l.keys_fp16 == 0, l.recon_keys != 0);
 }
 
 size_t fold_smem(const LayerView& l, const ModelView& model) {
@@ -412,11 +543,21 @@ cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const Att
                            const void* q, int q_dtype, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
   const FoldSmem f = fold_layer_layout(l, model);
-  if (f.tokens == kFoldTokens) {
-    fold_scores_kernel<NT, kFoldTokens>
+  const bool small = f.tokens != kFoldTokens;
+  if (l.recon_keys != 0) {
+    if (model.q_per_kv < 2) return cudaErrorInvalidValue;  // UT holds kHeads / 2 KV heads
+    if (small) {
+      fold_scores_kernel<NT, kFoldTokensSmall, true>
+          <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+    } else {
+      fold_scores_kernel<NT, kFoldTokens, true>
+          <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+    }
+  } else if (small) {
+    fold_scores_kernel<NT, kFoldTokensSmall, false>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   } else {
-    fold_scores_kernel<NT, kFoldTokensSmall>
+    fold_scores_kernel<NT, kFoldTokens, false>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   }
   return cudaGetLastError();
@@ -426,12 +567,18 @@ cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const Att
 
 cudaError_t configure_fold_kernels(int bytes) {
   const void* const kernels_used[] = {
-      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokens>),
-      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokens>),
-      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens>),
-      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokensSmall>),
-      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall>),
-      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokens, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokens, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokensSmall, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall, false>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokens, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokens, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<4, kFoldTokensSmall, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall, true>),
   };
   return allow_dynamic_smem(kernels_used, bytes);
 }

@@ -96,6 +96,11 @@ struct LayerView {
   const int32_t* key_row_offset;
   const int32_t* key_channel;  // per KV head: first latent channel of its key group
   int32_t keys_fp16;
+  // Fold kernel, GQA layers: 1 when it reconstructs each KV head's keys once (K = L Ut on tensor
+  // cores, RoPE on the accumulators, scores for the head's query group by a second MMA) instead of
+  // folding every query head into the up-projection (q_per_kv times the tensor work). Set by the
+  // backend for q_per_kv >= 2 (STARKV_NO_RECON=1 keeps the fold).
+  int32_t recon_keys;
   // Split mode's value kernel: 1 when every value block is fp16 and the first value latent starts
   // 16-byte aligned in the row (the kernel then feeds the staged rows to ldmatrix directly).
   int32_t values_fp16;

@@ -115,6 +115,9 @@ class CudaBackend : public Backend {
       layer->use_split = storage->model.n_chunks > 1 && values > 0 &&
                          scores <= static_cast<size_t>(max_smem_) &&
                          values <= static_cast<size_t>(max_smem_);
+      // GQA layers reconstruct each KV head's keys once (kernels::LayerView::recon_keys).
+      layer->fold_view.recon_keys =
+          storage->model.view.q_per_kv >= 2 && std::getenv("STARKV_NO_RECON") == nullptr ? 1 : 0;
       const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
       layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&
                         std::getenv("STARKV_NO_FOLD") == nullptr;
