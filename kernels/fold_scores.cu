@@ -35,7 +35,7 @@ constexpr int kFoldTokens = 64;      // the usual tile
 constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
-  size_t ab, cs, sc, raw, lk, plans, heads, total;
+  size_t ab, cs, sc, raw, lk, plans, units, heads, total;
   int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
@@ -75,7 +75,10 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
   f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
   o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
-  f.heads = o;  // FoldHead per query head of the chunk
+  f.units = o;  // quantized keys: the decode units (see the kernel), up to one per plan and half
+  o = align16(o + (decode ? sizeof(int4) * kHeads * static_cast<size_t>(max_rkp / 8) * (tokens / 32)
+                          : 0));
+  f.heads = o;  // per query head of the chunk: latent offset, padded rank, alignment
   o = align16(o + sizeof(int4) * kHeads);
   f.total = o;
   return f;
@@ -245,6 +248,29 @@ __global__ void __launch_bounds__(kThreads, 2)
       if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
     }
   }
+  // Quantized keys: the decode units of a tile, listed once (per tile, each warp then takes units
+  // warp, warp + 8, ... straight from the list instead of walking every KV head's key info through
+  // global loads). Unit = (KV head with its own key group, 8-channel group, 32-token half), in the
+  // order the decode loop used to enumerate them: x = plan slot | token half << 16, y = its lk
+  // column, z = first channel, w = the group's end channel. A joint key group shared by several KV
+  // heads is decoded once.
+  int4* units = reinterpret_cast<int4*>(smem + L.units);
+  int n_units = 0;
+  if (decode) {
+    int prev_col = -1;
+    for (int gl = 0; gl < ngc; ++gl) {
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      if (hk.x == prev_col) continue;
+      prev_col = hk.x;
+      const int kch = layer.key_channel[g0 + gl];
+      for (int u = 0; 8 * u < hk.y; ++u) {
+        for (int th = 0; th < TT / 32; ++th, ++n_units) {
+          if (tid == 0)
+            units[n_units] = make_int4((gl * gpr + u) | th << 16, hk.x + 8 * u, kch + 8 * u, kch + hk.y);
+        }
+      }
+    }
+  }
   // Per query head of the chunk, resolved once: x = the latents' byte offset in a staged row
   // (fp16 keys) or in the decoded tile, y = the head's padded rank, z = 1 when x is 4-byte aligned.
   int4* heads = reinterpret_cast<int4*>(smem + L.heads);
@@ -291,24 +317,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();
     const uint8_t* rbuf = raw + buf * TT * rstride;
     if (decode) {
-      // Units (KV head with its own key group, 8-channel group, token half), round-robin over the
-      // warps; lane = token. 16-byte stores of 8 decoded halves into the head's columns.
-      int unit = 0, prev_col = -1;
-      for (int gl = 0; gl < ngc; ++gl) {
-        const HeadKeyInfo hk = layer.head_keys[g0 + gl];
-        if (hk.x == prev_col) continue;  // a shared (joint) key group: decoded once
-        prev_col = hk.x;
-        const int kch = layer.key_channel[g0 + gl];
-        for (int u = 0; 8 * u < hk.y; ++u) {
-          for (int th = 0; th < TT / 32; ++th, ++unit) {
-            if (unit % kWarps != warp) continue;
-            const int t = 32 * th + lane;
-            const uint4 z8 =
-                decode_planned_group(layer, plans[gl * gpr + u], rbuf + t * rstride, -pb.x,
-                                     scale_shift, kch + 8 * u, kch + hk.y, t < n_valid);
-            *reinterpret_cast<uint4*>(lk + t * ks + hk.x + 8 * u) = z8;
-          }
-        }
+      // Units round-robin over the warps (see the list above); lane = token. 16-byte stores of 8
+      // decoded halves into the head's columns.
+      for (int i = warp; i < n_units; i += kWarps) {
+        const int4 un = units[i];
+        const int t = 32 * (un.x >> 16) + lane;
+        const uint4 z8 = decode_planned_group(layer, plans[un.x & 0xffff], rbuf + t * rstride,
+                                              -pb.x, scale_shift, un.z, un.w, t < n_valid);
+        *reinterpret_cast<uint4*>(lk + t * ks + un.y) = z8;
       }
       __syncthreads();
     }
