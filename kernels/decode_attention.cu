@@ -27,7 +27,7 @@
 //   f32 and, from value part 0, each head's running max and sum.
 // Split mode (layers with several head chunks, where every chunk would decode the whole value
 // latent again): a score pass writes each 32-token tile's fp16 probabilities and running max per
-// head to the plan's workspace; decode_values_kernel then reads each 128-channel block of value
+// head to the plan's workspace; decode_values_kernel then reads each 256-channel block of value
 // latents once and accumulates P * values for all query heads; combine_split_values_kernel
 // finishes as below (both in split_values.cu). The score pass is fold_scores_kernel
 // (fold_scores.cu: fold the query into the key up-projection) whenever its shared memory fits

@@ -70,7 +70,7 @@ struct LayerView {
   int32_t max_value_rank;  // largest value group rank (combine kernel's shared memory)
   int32_t key_width;       // key latent channels (value channels follow them in a row)
   int32_t value_width;     // value latent channels
-  // Split mode's value kernel: 128-channel blocks of the value latents and the row bytes each
+  // Split mode's value kernel: kValueBlockChannels-channel blocks of the value latents and the row bytes each
   // stages (x, y: 16-aligned begin/end; z, w unused); raw_value_block_bytes is the largest.
   const int4* value_block_bytes;
   int32_t raw_value_block_bytes;
@@ -182,7 +182,9 @@ cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const Layer
                                         const ModelView& model, const AttendBatch& batch,
                                         const void* q, int q_dtype, void* out, int out_dtype,
                                         cudaStream_t stream);
-constexpr int kValueBlockChannels = 128;
+// Value channels per CTA of split mode's value kernel (two 16-channel m-tiles per warp, so that
+// each probability fragment and rescale serves 32 channels).
+constexpr int kValueBlockChannels = 256;
 
 cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
                                   const AttendBatch& batch, void* out, int out_dtype,

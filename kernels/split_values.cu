@@ -2,14 +2,14 @@
 // kernel has written each 32-token tile's fp16 probabilities and running max per head, the value
 // kernel reads every value latent once for all query heads, and the combine merges the splits.
 //
-// decode_values_kernel<NHT>   grid work item x 128-channel block of the value latents (1-D, the
+// decode_values_kernel<NHT>   grid work item x 256-channel block of the value latents (1-D, the
 //   block fastest), 256 threads; NHT = n8 tiles of query heads (all heads of the model). Per
 //   32-token tile: cp.async staging (a ring of kValueStages tiles) of the block's value codes +
 //   scales and of the tile's probabilities [H][32] and running max; fp16 latents at 16-byte
 //   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
-//   else is first decoded to a token-major fp16 tile Z[32][136] (a lane = a token, 8 channels per
+//   else is first decoded to a token-major fp16 tile Z[32][264] (a lane = a token, 8 channels per
 //   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
-//   cores, A fragments by ldmatrix.trans (warp w: channels 16w..16w+15, all heads).
+//   cores, A fragments by ldmatrix.trans (warp w: channels 16w.. and 128 + 16w.., all heads).
 //   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
 // combine_split_values_kernel: see its comment below.
 #include <cstdint>
@@ -27,7 +27,12 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (272 bytes: conflict-free)
+constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (528 bytes: conflict-free)
+// Each warp owns m-tiles (16 channels) warp + 8 j, j < kValueMTiles: the probability fragments and
+// the rescale of a tile are loaded once for all of them (with one m-tile per warp they were half
+// of the kernel's per-tile instructions).
+constexpr int kValueMTiles = kValueBlockChannels / 16 / kWarps;
+static_assert(kValueMTiles * 16 * kWarps == kValueBlockChannels, "whole m-tiles per warp");
 
 constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
 
@@ -44,11 +49,9 @@ __host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padd
                               sizeof(GroupPlan) * (kValueBlockChannels / 8));
 }
 
-// Up to 32 heads (NHT <= 4) the accumulators are small enough for three CTAs per SM (80
-// registers, no spills): small models' layers (e.g. 9 heads) need it for latency hiding, and
-// without the bound the 32-head instance drifts to 91 registers and two CTAs per SM.
+// Two CTAs per SM (up to 128 registers: kValueMTiles x NHT accumulator tiles).
 template <int NHT>
-__global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
+__global__ void __launch_bounds__(kThreads, 2)
     decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
   constexpr int S = kValueStages;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -125,11 +128,12 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
 #pragma unroll
   for (int k = 0; k < S - 1; ++k) stage(k);
 
-  float acc[NHT][4];
+  float acc[kValueMTiles][NHT][4];
   float mprev[NHT][2];
 #pragma unroll
   for (int n = 0; n < NHT; ++n) {
-    acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kValueMTiles; ++j) acc[j][n][0] = acc[j][n][1] = acc[j][n][2] = acc[j][n][3] = 0.0f;
     mprev[n][0] = mprev[n][1] = -INFINITY;
   }
 
@@ -154,11 +158,14 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
     }
     if (16 * warp < ccount) {
       const int m = lane >> 3;
+      // m-tile j's A rows: channels 16 (warp + 8 j) .. + 15; m-tiles past the block's channels
+      // (the last block of a layer) are skipped, warp-uniformly.
       const uint8_t* abase =
           direct ? rbuf + ((m >> 1) * 8 + (lane & 7)) * rstride + direct_off + 2 * (16 * warp + (m & 1) * 8)
                  : reinterpret_cast<const uint8_t*>(zt + ((m >> 1) * 8 + (lane & 7)) * kZStride +
                                                     16 * warp + (m & 1) * 8);
       const int astep = direct ? 16 * rstride : 16 * kZStride * 2;
+      constexpr int kMTileBytes = 2 * 16 * kWarps;  // bytes between m-tiles j and j + 1 of a row
       // Rescale by exp(previous max - tile max). A head's running max rarely moves after the
       // first tiles, and then the factor is exactly 1: skipped unless some lane's max moved.
       float2 mt[NHT];
@@ -174,16 +181,22 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
           const float al0 = exp_ftz(mprev[n][0] - mt[n].x), al1 = exp_ftz(mprev[n][1] - mt[n].y);
           mprev[n][0] = mt[n].x;
           mprev[n][1] = mt[n].y;
-          acc[n][0] *= al0;
-          acc[n][1] *= al1;
-          acc[n][2] *= al0;
-          acc[n][3] *= al1;
+#pragma unroll
+          for (int j = 0; j < kValueMTiles; ++j) {
+            acc[j][n][0] *= al0;
+            acc[j][n][1] *= al1;
+            acc[j][n][2] *= al0;
+            acc[j][n][3] *= al1;
+          }
         }
       }
 #pragma unroll
       for (int kstep = 0; kstep < T / 16; ++kstep) {
-        uint32_t a[4];
-        ldmatrix_x4_trans(a, abase + kstep * astep);
+        uint32_t a[kValueMTiles][4];
+#pragma unroll
+        for (int j = 0; j < kValueMTiles; ++j)
+          if (j == 0 || 16 * (warp + kWarps * j) < ccount)
+            ldmatrix_x4_trans(a[j], abase + kstep * astep + j * kMTileBytes);
         // B = the probabilities P[head][token] of head tiles n, n + 1 (ldmatrix rows: lanes
         // 0-7 heads 8n.., tokens 0-7 of the k-step; 8-15 tokens 8-15; 16-31 the same for n + 1).
 #pragma unroll
@@ -191,12 +204,19 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
           uint32_t b[4];
           ldmatrix_x4(b, pk + (8 * n + (lane & 7) + (lane >> 4) * 8) * kTileStride + kstep * 16 +
                              ((lane >> 3) & 1) * 8);
-          mma_16816(acc[n], a, b[0], b[1]);
-          mma_16816(acc[n + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int j = 0; j < kValueMTiles; ++j) {
+            if (j > 0 && 16 * (warp + kWarps * j) >= ccount) continue;
+            mma_16816(acc[j][n], a[j], b[0], b[1]);
+            mma_16816(acc[j][n + 1], a[j], b[2], b[3]);
+          }
         }
         if (NHT % 2 == 1) {
           const __half* bp = pk + (8 * (NHT - 1) + grp) * kTileStride + kstep * 16 + 2 * tq;
-          mma_16816(acc[NHT - 1], a, ld_h2(bp), ld_h2(bp + 8));
+#pragma unroll
+          for (int j = 0; j < kValueMTiles; ++j)
+            if (j == 0 || 16 * (warp + kWarps * j) < ccount)
+              mma_16816(acc[j][NHT - 1], a[j], ld_h2(bp), ld_h2(bp + 8));
         }
       }
     }
@@ -209,17 +229,20 @@ __global__ void __launch_bounds__(kThreads, NHT <= 4 ? 3 : 2)
     // store instruction write 8 consecutive channels of one head: whole 32-byte sectors).
     const int VW = layer.value_width;
     float* dst = batch.vacc + static_cast<int64_t>(item_index) * HP * VW + c0;
-    const int row = warp * 16 + grp;
 #pragma unroll
-    for (int n = 0; n < NHT; ++n) {
-      float* d0 = dst + static_cast<int64_t>(8 * n + 2 * tq) * VW;
-      if (row < ccount) {
-        d0[row] = acc[n][0];
-        d0[VW + row] = acc[n][1];
-      }
-      if (row + 8 < ccount) {
-        d0[row + 8] = acc[n][2];
-        d0[VW + row + 8] = acc[n][3];
+    for (int j = 0; j < kValueMTiles; ++j) {
+      const int row = (warp + kWarps * j) * 16 + grp;
+#pragma unroll
+      for (int n = 0; n < NHT; ++n) {
+        float* d0 = dst + static_cast<int64_t>(8 * n + 2 * tq) * VW;
+        if (row < ccount) {
+          d0[row] = acc[j][n][0];
+          d0[VW + row] = acc[j][n][1];
+        }
+        if (row + 8 < ccount) {
+          d0[row + 8] = acc[j][n][2];
+          d0[VW + row + 8] = acc[j][n][3];
+        }
       }
     }
   }

@@ -400,7 +400,7 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   v.value_width = W - key_width;
 
   // Split mode (see kernel_api.h): the score kernel stages only key codes and scales; the value
-  // kernel stages one 128-channel block of value codes and the scales.
+  // kernel stages one kValueBlockChannels-channel block of value codes and the scales.
   const int32_t scale_bytes = layout.row_bytes - scale_base;
   auto odd_units = [](int32_t bytes) { return (bytes / 16) % 2 == 0 ? 16 : 0; };
   // The score kernel's chunks hold up to 32 query heads (its softmax is not tied to the n8 of a
