@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int P = D / 2;             // rotary pair slots
   constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
   constexpr int TPS = TT / SEGS;
-  static_assert(TPS <= kAttnTileTokens, "rope_step holds kAttnTileTokens offsets");
+  static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int grp = lane >> 2, tq = lane & 3;
@@ -216,18 +216,23 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int i = tid; i < words; i += kThreads) z[i] = 0u;
   }
   // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
-  // angle is exact at the item's start and advances by a 64-token rotation per tile.
+  // angle is exact at the item's start and advances by a TT-token rotation per tile; within a
+  // segment each token rotates the previous one by one position's angle, in registers (TPS <= 16
+  // steps: a few fp32 ulps, far below the table's fp16 rounding).
   const int pi = tid % P, seg = tid / P;
-  float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f;
+  float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f, ec = 1.0f, es = 0.0f;
   {
     __half* dst = cs + seg * TPS * DS + 2 * pi;
     if (pi < rp) {
       const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
       const float2 r = exact_rotation(TT, model.inv_freq[pi]);
+      const float2 e = exact_rotation(1, model.inv_freq[pi]);
       bc = b.x;
       bs = b.y;
       rc = r.x;
       rs = r.y;
+      ec = e.x;
+      es = e.y;
     } else {
       for (int k = 0; k < TPS; ++k)
         *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
@@ -297,13 +302,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (more && two_buffers)
       stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
     if (pi < rp) {
-      const float2* st = model.rope_step + pi;
       __half* dst = cs + seg * TPS * DS + 2 * pi;
-#pragma unroll 4
+      float c = bc, sn = bs;
+#pragma unroll
       for (int k = 0; k < TPS; ++k) {
-        const float2 e = st[k * rp];
-        *reinterpret_cast<__half2*>(dst + k * DS) =
-            __floats2half2_rn(bc * e.x - bs * e.y, bs * e.x + bc * e.y);
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(c, sn);
+        const float nc = c * ec - sn * es;
+        sn = sn * ec + c * es;
+        c = nc;
       }
       const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
       bc = nc;
