@@ -450,11 +450,19 @@ __global__ void __launch_bounds__(kThreads, 2)
       auto rank_blocks = [&](auto aligned_tag) {
       constexpr bool kAligned = decltype(aligned_tag)::value;
       for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
-        float acc[MPW][2][4];
+        // With one m-tile per warp, even and odd k-steps accumulate apart (summed below): four
+        // independent MMA chains instead of two, each half as long.
+        constexpr int KS = MPW == 1 ? 2 : 1;
+        float acc[MPW][2][4], acc_odd[KS == 2 ? MPW : 1][2][4];
 #pragma unroll
         for (int m = 0; m < MPW; ++m)
 #pragma unroll
           for (int n = 0; n < 2; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+#pragma unroll
+        for (int m = 0; m < (KS == 2 ? MPW : 1); ++m)
+#pragma unroll
+          for (int n = 0; n < 2; ++n)
+            acc_odd[m][n][0] = acc_odd[m][n][1] = acc_odd[m][n][2] = acc_odd[m][n][3] = 0.0f;
         const __half* bbase =
             abh + (rb0 + (lane >> 4) * 8 + (lane & 7)) * DS + ((lane >> 3) & 1) * 8;
 #pragma unroll
@@ -463,9 +471,18 @@ __global__ void __launch_bounds__(kThreads, 2)
           ldmatrix_x4(b, bbase + kk * 16);
 #pragma unroll
           for (int m = 0; m < MPW; ++m) {
-            mma_16816(acc[m][0], af[m][kk], b[0], b[1]);
-            mma_16816(acc[m][1], af[m][kk], b[2], b[3]);
+            float(&c)[2][4] = KS == 2 && (kk & 1) ? acc_odd[KS == 2 ? m : 0] : acc[m];
+            mma_16816(c[0], af[m][kk], b[0], b[1]);
+            mma_16816(c[1], af[m][kk], b[2], b[3]);
           }
+        }
+        if (KS == 2) {
+#pragma unroll
+          for (int m = 0; m < MPW; ++m)
+#pragma unroll
+            for (int n = 0; n < 2; ++n)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) acc[m][n][e] += acc_odd[KS == 2 ? m : 0][n][e];
         }
         // Scores on tensor cores: score[t] = sum_r Z[t][r] l_t[r] is the diagonal of Z L^T. The two
         // accumulator tiles of Z (16 tokens x 16 ranks) are, packed to fp16, exactly an A
