@@ -86,6 +86,12 @@ class CudaBackend : public Backend {
                "cudaDeviceGetAttribute");
     cuda_check(cudaDeviceGetAttribute(&max_smem_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_),
                "cudaDeviceGetAttribute");
+    cuda_check(cudaDeviceGetAttribute(&sm_smem_, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                      device_),
+               "cudaDeviceGetAttribute");
+    cuda_check(cudaDeviceGetAttribute(&reserved_smem_, cudaDevAttrReservedSharedMemoryPerBlock,
+                                      device_),
+               "cudaDeviceGetAttribute");
     cuda_check(kernels::configure_kernels(max_smem_), "configure_kernels");
   }
   ~CudaBackend() override {
@@ -258,10 +264,80 @@ class CudaBackend : public Backend {
     }
   }
 
+  // CTAs of a split-mode kernel that fit on one SM: both kernels are built for two
+  // (__launch_bounds__(256, 2): up to 128 registers), so shared memory decides between 2 and 1.
+  int split_ctas_per_sm(size_t smem) const {
+    const size_t per_cta = smem + static_cast<size_t>(reserved_smem_);
+    return per_cta * 2 <= static_cast<size_t>(sm_smem_) ? 2 : 1;
+  }
+
+  // The split size for a batch with fold layers. The fold and value kernels run their CTAs (items
+  // x head chunks, items x value blocks) in rounds of CTAs-per-SM x SMs, and a last, nearly empty
+  // round takes as long as a full one: batch 16 at 32K on 132 SMs made 17 items per sequence,
+  // 1088 fold CTAs = 4.1 rounds of 264, run in 5 (and 1360 value CTAs in 6). Among the splits of
+  // the longest query into 1 .. 2 `pieces` equal parts, this takes the one of least estimated
+  // time, in token-steps per layer: rounds x (tokens per item + 64 for a CTA's set-up), value
+  // rounds weighing half (the value kernel took 35-55% of the fold's time at b16/32K), plus 3 per
+  // item for the combine, whose reads grow with the items (H200, b16/32K, Llama-2-7B-like: 80 us
+  // for 272 items against 1380 us for 15,900 weighted token-rounds). STARKV_NO_WAVE_SPLIT=1 keeps
+  // the plain split (for A/B comparisons).
+  int64_t wave_filling_split(const CudaPoolStorage& s, const std::vector<AttendQuery>& queries,
+                             int64_t longest, int64_t pieces, int64_t split) const {
+    if (queries.empty() || std::getenv("STARKV_NO_WAVE_SPLIT") != nullptr) return split;
+    const int64_t sms = std::max(1, n_sms_);
+    struct Shape {  // per fold layer: CTA slots and CTAs per item of the two kernels
+      int64_t fold_slots, chunks, value_slots, blocks;
+      bool operator==(const Shape& o) const {
+        return fold_slots == o.fold_slots && chunks == o.chunks &&
+               value_slots == o.value_slots && blocks == o.blocks;
+      }
+    };
+    std::vector<std::pair<Shape, int>> shapes;  // distinct shapes and how many layers have each
+    for (const auto& layer : s.layers) {
+      if (!layer->use_fold) continue;
+      const Shape sh{
+          sms * split_ctas_per_sm(kernels::fold_scores_smem_bytes(layer->fold_view, s.model.view)),
+          layer->fold_view.n_chunks,
+          sms * split_ctas_per_sm(kernels::split_values_smem_bytes(layer->values_view, s.model.view)),
+          (layer->values_view.value_width + kernels::kValueBlockChannels - 1) /
+              kernels::kValueBlockChannels};
+      auto it = std::find_if(shapes.begin(), shapes.end(),
+                             [&](const std::pair<Shape, int>& e) { return e.first == sh; });
+      if (it == shapes.end()) {
+        shapes.emplace_back(sh, 1);
+      } else {
+        ++it->second;
+      }
+    }
+    double best_cost = 0.0;
+    int64_t best = split;
+    for (int64_t p = 1; p <= 2 * pieces; ++p) {
+      const int64_t cand = ((longest + p - 1) / p + 63) / 64 * 64;
+      int64_t items = 0;
+      for (const AttendQuery& q : queries) items += (q.kv_length + cand - 1) / cand;
+      double cost = 0.0;
+      for (const auto& [sh, n_layers] : shapes) {
+        const int64_t fold_ctas = items * sh.chunks, value_ctas = items * sh.blocks;
+        const double rounds =
+            static_cast<double>((fold_ctas + sh.fold_slots - 1) / sh.fold_slots) +
+            0.5 * static_cast<double>((value_ctas + sh.value_slots - 1) / sh.value_slots);
+        cost += n_layers *
+                (rounds * static_cast<double>(cand + 64) + 3.0 * static_cast<double>(items));
+      }
+      if (p == 1 || cost < best_cost) {
+        best_cost = cost;
+        best = cand;
+      }
+    }
+    return best;
+  }
+
   int32_t device_;
   cudaStream_t stream_;
   int n_sms_ = 0;
   int max_smem_ = 0;
+  int sm_smem_ = 0;        // shared memory per SM
+  int reserved_smem_ = 0;  // shared memory the driver reserves per CTA
   cublasHandle_t cublas_ = nullptr;
   DeviceBuffer scratch_, target_buf_;
 };
@@ -309,6 +385,7 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   const int64_t pieces = (longest + split - 1) / split;
   split = (longest + pieces - 1) / pieces;
   split = (split + 63) / 64 * 64;
+  if (any_fold) split = wave_filling_split(s, queries, longest, pieces, split);
 
   std::vector<kernels::WorkItem> items;
   std::vector<int2> query_items(static_cast<size_t>(nq));
