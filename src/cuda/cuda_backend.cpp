@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/split_planning.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_layer.h"
@@ -271,65 +272,39 @@ class CudaBackend : public Backend {
     return per_cta * 2 <= static_cast<size_t>(sm_smem_) ? 2 : 1;
   }
 
-  // The split size for a batch with fold layers. The fold and value kernels run their CTAs (items
-  // x head chunks, items x value blocks) in rounds of CTAs-per-SM x SMs, and a last, nearly empty
-  // round takes as long as a full one: batch 16 at 32K on 132 SMs made 17 items per sequence,
-  // 1088 fold CTAs = 4.1 rounds of 264, run in 5 (and 1360 value CTAs in 6). Among the splits of
-  // the longest query into 1 .. 2 `pieces` equal parts, this takes the one of least estimated
-  // time, in token-steps per layer: rounds x (tokens per item + 64 for a CTA's set-up), value
-  // rounds weighing half (the value kernel took 35-55% of the fold's time at b16/32K), plus 3 per
-  // item for the combine, whose reads grow with the items (H200, b16/32K, Llama-2-7B-like: 80 us
-  // for 272 items against 1380 us for 15,900 weighted token-rounds). STARKV_NO_WAVE_SPLIT=1 keeps
-  // the plain split (for A/B comparisons).
+  // The split for a batch with fold layers (core/split_planning.h): the fold and value kernels
+  // run their CTAs in rounds of CTAs-per-SM x SMs, and the split is chosen so that the last
+  // round is not nearly empty. STARKV_NO_WAVE_SPLIT=1 keeps the plain split (for A/B runs).
   int64_t wave_filling_split(const CudaPoolStorage& s, const std::vector<AttendQuery>& queries,
-                             int64_t longest, int64_t pieces, int64_t split) const {
-    if (queries.empty() || std::getenv("STARKV_NO_WAVE_SPLIT") != nullptr) return split;
+                             int64_t pieces, int64_t split) const {
+    if (std::getenv("STARKV_NO_WAVE_SPLIT") != nullptr) return split;
     const int64_t sms = std::max(1, n_sms_);
-    struct Shape {  // per fold layer: CTA slots and CTAs per item of the two kernels
-      int64_t fold_slots, chunks, value_slots, blocks;
-      bool operator==(const Shape& o) const {
-        return fold_slots == o.fold_slots && chunks == o.chunks &&
-               value_slots == o.value_slots && blocks == o.blocks;
-      }
-    };
-    std::vector<std::pair<Shape, int>> shapes;  // distinct shapes and how many layers have each
+    std::vector<SplitLayerShape> shapes;  // distinct shapes, with how many layers have each
     for (const auto& layer : s.layers) {
       if (!layer->use_fold) continue;
-      const Shape sh{
-          sms * split_ctas_per_sm(kernels::fold_scores_smem_bytes(layer->fold_view, s.model.view)),
-          layer->fold_view.n_chunks,
-          sms * split_ctas_per_sm(kernels::split_values_smem_bytes(layer->values_view, s.model.view)),
-          (layer->values_view.value_width + kernels::kValueBlockChannels - 1) /
-              kernels::kValueBlockChannels};
-      auto it = std::find_if(shapes.begin(), shapes.end(),
-                             [&](const std::pair<Shape, int>& e) { return e.first == sh; });
+      SplitLayerShape sh;
+      sh.fold_slots =
+          sms * split_ctas_per_sm(kernels::fold_scores_smem_bytes(layer->fold_view, s.model.view));
+      sh.fold_ctas_per_item = layer->fold_view.n_chunks;
+      sh.value_slots = sms * split_ctas_per_sm(
+                                 kernels::split_values_smem_bytes(layer->values_view, s.model.view));
+      sh.value_ctas_per_item = (layer->values_view.value_width + kernels::kValueBlockChannels - 1) /
+                               kernels::kValueBlockChannels;
+      auto same = [&](const SplitLayerShape& o) {
+        return o.fold_slots == sh.fold_slots && o.fold_ctas_per_item == sh.fold_ctas_per_item &&
+               o.value_slots == sh.value_slots && o.value_ctas_per_item == sh.value_ctas_per_item;
+      };
+      auto it = std::find_if(shapes.begin(), shapes.end(), same);
       if (it == shapes.end()) {
-        shapes.emplace_back(sh, 1);
+        shapes.push_back(sh);
       } else {
-        ++it->second;
+        ++it->layers;
       }
     }
-    double best_cost = 0.0;
-    int64_t best = split;
-    for (int64_t p = 1; p <= 2 * pieces; ++p) {
-      const int64_t cand = ((longest + p - 1) / p + 63) / 64 * 64;
-      int64_t items = 0;
-      for (const AttendQuery& q : queries) items += (q.kv_length + cand - 1) / cand;
-      double cost = 0.0;
-      for (const auto& [sh, n_layers] : shapes) {
-        const int64_t fold_ctas = items * sh.chunks, value_ctas = items * sh.blocks;
-        const double rounds =
-            static_cast<double>((fold_ctas + sh.fold_slots - 1) / sh.fold_slots) +
-            0.5 * static_cast<double>((value_ctas + sh.value_slots - 1) / sh.value_slots);
-        cost += n_layers *
-                (rounds * static_cast<double>(cand + 64) + 3.0 * static_cast<double>(items));
-      }
-      if (p == 1 || cost < best_cost) {
-        best_cost = cost;
-        best = cand;
-      }
-    }
-    return best;
+    std::vector<int64_t> kv_lengths;
+    kv_lengths.reserve(queries.size());
+    for (const AttendQuery& q : queries) kv_lengths.push_back(q.kv_length);
+    return starkv::wave_filling_split(shapes, kv_lengths, pieces, split);
   }
 
   int32_t device_;
@@ -385,7 +360,7 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   const int64_t pieces = (longest + split - 1) / split;
   split = (longest + pieces - 1) / pieces;
   split = (split + 63) / 64 * 64;
-  if (any_fold) split = wave_filling_split(s, queries, longest, pieces, split);
+  if (any_fold) split = wave_filling_split(s, queries, pieces, split);
 
   std::vector<kernels::WorkItem> items;
   std::vector<int2> query_items(static_cast<size_t>(nq));
