@@ -37,6 +37,7 @@
 //   caller's dtype.
 #include <cstdint>
 
+#include "kernels/cp_async.cuh"
 #include "kernels/dtype_io.cuh"
 #include "kernels/kernel_api.h"
 #include "kernels/mma.cuh"
@@ -92,22 +93,6 @@ __device__ __forceinline__ int chunk_byte(int byte, int sw) {
   return (((byte >> 4) ^ sw) << 4) | (byte & 15);
 }
 
-__device__ __forceinline__ void cp_async_16_zfill(void* smem_dst, const void* gmem_src,
-                                                  int src_bytes) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
 __device__ __forceinline__ float2 unpack_half2(uint32_t u) {
   return __half22float2(*reinterpret_cast<const __half2*>(&u));
 }
@@ -281,7 +266,7 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 3 : 4)
   __syncthreads();                // the offset table
 
   for (int it = 0; it < my_tiles; ++it) {
-    cp_async_wait<NST - 2>();
+    cp_async_wait_group<NST - 2>();
     __syncwarp();  // tile it is visible to the warp; tile it - 1's buffer and base are free
     {
       const int next = it + NST - 1;
@@ -365,7 +350,7 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 3 : 4)
       mma_16816(o[dt], va, pb0, pb1);
     }
   }
-  cp_async_wait<0>();
+  cp_async_wait_group<0>();
 
   // Merge the 4 warps (each relative to its own max; a warp without tiles has max -inf, weight 0).
 #pragma unroll

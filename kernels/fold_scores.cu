@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       bs = ns;
     }
     if (more && two_buffers) {
-      cp_async_wait_one();
+      cp_async_wait_group<1>();
     } else {
       cp_async_wait_all();
     }

@@ -117,8 +117,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         cp_async_16(pdst + (i >> 2) * kTileStride + (i & 3) * 8, src + (i >> 2) * T + (i & 3) * 8);
       const float* msrc = batch.tile_max + (prob_base + k) * H;
       for (int h = tid; h < H; h += kThreads) {
-        const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(mdst + h));
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(msrc + h));
+        cp_async_4(mdst + h, msrc + h);
       }
       stage_at_cursor(layer, copier, pages, pt, cursor, t0, item.end - t0 < T ? item.end - t0 : T, T, pb,
                       base);
@@ -139,7 +138,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int t0 = item.start, k = 0; t0 < item.end; t0 += T, ++k) {
     const int n_valid = item.end - t0 < T ? item.end - t0 : T;
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");
+    cp_async_wait_group<S - 2>();
     __syncthreads();
     // Stage (k - 1) % S was last read before this barrier: refill it with tile k + S - 1.
     stage(k + S - 1);

@@ -5,21 +5,10 @@
 #include <cstdint>
 
 #include "kernels/attention_tiles.cuh"
+#include "kernels/cp_async.cuh"
 
 namespace starkv {
 namespace kernels {
-
-__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
-__device__ __forceinline__ void cp_async_wait_one() {
-  asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-}
 
 // Chunk i of a staged row (16 bytes): its byte offset in the layer's row and in the staged row.
 // nk key chunks [pb.x, pb.y), then nv value chunks [pb.z, pb.w), then the scale region.
