@@ -1,7 +1,8 @@
 // Split mode's fold-the-query score kernel (see decode_attention.cu for the whole decode step).
 //
-// fold_scores_kernel<NT, TT>   grid work item x head chunk of the fused view (up to 8 query heads;
-//   1-D, the chunk fastest), 256 threads. DESIGN §5's "fold the query": with the key dims
+// fold_scores_kernel<NT, TT, kRecon>   grid work item x head chunk of the fused view (up to 8 query
+//   heads; 1-D, the chunk fastest), 256 threads. kRecon = false (MHA, or STARKV_NO_RECON=1):
+//   DESIGN §5's "fold the query": with the key dims
 //   permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
 //     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
 //   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
@@ -14,6 +15,14 @@
 //   from the staged rows; quantized ones decoded to an fp16 tile first); then the online softmax
 //   (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly the
 //   split-mode interface that decode_values_kernel (split_values.cu) consumes.
+//   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
+//   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
+//   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
+//   the job loop); staging, CS table and softmax are the same.
+//   CS table: each thread's segment starts from an angle exact at the item's start, advanced by a
+//   TT-token rotation per tile; within the segment each token rotates the previous one by one
+//   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
+//   deeper ring was measured slower, bench/RESULTS.md).
 #include <cstdint>
 #include <type_traits>
 
