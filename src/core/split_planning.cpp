@@ -22,7 +22,7 @@ double estimated_split_cost(const std::vector<SplitLayerShape>& shapes,
     const double r =
         static_cast<double>(rounds(items * sh.fold_ctas_per_item, sh.fold_slots)) +
         0.5 * static_cast<double>(rounds(items * sh.value_ctas_per_item, sh.value_slots));
-    cost += sh.layers * (r * static_cast<double>(s + 64) + 3.0 * static_cast<double>(items));
+    cost += r * static_cast<double>(s + 64) + 3.0 * static_cast<double>(items);
   }
   return cost;
 }

@@ -7,21 +7,21 @@
 
 namespace starkv {
 
-// One kind of low-rank layer as the split-mode kernels launch it. A kernel runs its CTAs in
-// rounds of `slots` (CTAs per SM x SMs); each work item gives it `ctas_per_item` CTAs.
+// One low-rank layer as the split-mode kernels launch it (a step runs them for every layer, so
+// the list has one entry per layer). A kernel runs its CTAs in rounds of `slots` (CTAs per SM x
+// SMs); each work item gives it `ctas_per_item` CTAs.
 struct SplitLayerShape {
   int64_t fold_slots = 1;           // fold score kernel
   int64_t fold_ctas_per_item = 1;   // its head chunks
   int64_t value_slots = 1;          // value kernel
   int64_t value_ctas_per_item = 1;  // its value-channel blocks
-  int32_t layers = 1;               // how many layers have this shape
 };
 
 // Estimated time of a decode step's split-mode kernels with items of `split` tokens, in
-// token-steps per layer: per kernel, rounds x (tokens per item + 64 for a CTA's set-up), value
-// rounds weighing half (the value kernel took 35-55% of the fold's time at batch 16 x 32K on an
-// H200), plus 3 per item for the combine, whose reads grow with the items (80 us for 272 items
-// against 1380 us for 15,900 weighted token-rounds, Llama-2-7B-like layer at 75%).
+// token-steps summed over the layers: per kernel, rounds x (tokens per item + 64 for a CTA's
+// set-up), value rounds weighing half (the value kernel took 35-55% of the fold's time at batch
+// 16 x 32K on an H200), plus 3 per item for the combine, whose reads grow with the items (80 us
+// for 272 items against 1380 us for 15,900 weighted token-rounds, Llama-2-7B-like layer at 75%).
 double estimated_split_cost(const std::vector<SplitLayerShape>& shapes,
                             const std::vector<int64_t>& kv_lengths, int64_t split);
 

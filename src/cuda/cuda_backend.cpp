@@ -51,6 +51,9 @@ class CudaPoolStorage : public PoolStorage {
   }
   DeviceModel model;
   std::vector<std::unique_ptr<DeviceLayer>> layers;
+  // The fold layers' launch shapes for the wave-filling split (core/split_planning.h), set at
+  // pool creation; empty with no fold layer or with STARKV_NO_WAVE_SPLIT=1 (plain split).
+  std::vector<SplitLayerShape> split_shapes;
 
   uint8_t* row(int32_t layer, int32_t page, int32_t slot) const {
     const DeviceLayer& d = *layers[static_cast<size_t>(layer)];
@@ -135,6 +138,9 @@ class CudaBackend : public Backend {
       require(layer->use_split || smem <= static_cast<size_t>(max_smem_), STARKV_ERR_UNSUPPORTED,
               "a layer's attention tile needs " + std::to_string(smem) +
                   " bytes of shared memory, more than the device's " + std::to_string(max_smem_));
+      if (layer->use_fold && std::getenv("STARKV_NO_WAVE_SPLIT") == nullptr) {
+        storage->split_shapes.push_back(split_shape(*layer, storage->model.view, fold));
+      }
     }
     return storage;
   }
@@ -272,39 +278,19 @@ class CudaBackend : public Backend {
     return per_cta * 2 <= static_cast<size_t>(sm_smem_) ? 2 : 1;
   }
 
-  // The split for a batch with fold layers (core/split_planning.h): the fold and value kernels
-  // run their CTAs in rounds of CTAs-per-SM x SMs, and the split is chosen so that the last
-  // round is not nearly empty. STARKV_NO_WAVE_SPLIT=1 keeps the plain split (for A/B runs).
-  int64_t wave_filling_split(const CudaPoolStorage& s, const std::vector<AttendQuery>& queries,
-                             int64_t pieces, int64_t split) const {
-    if (std::getenv("STARKV_NO_WAVE_SPLIT") != nullptr) return split;
+  // A fold layer's launch shape for the wave-filling split: the fold and value kernels run their
+  // CTAs in rounds of CTAs-per-SM x SMs (core/split_planning.h).
+  SplitLayerShape split_shape(const DeviceLayer& layer, const kernels::ModelView& model,
+                              size_t fold_smem) const {
     const int64_t sms = std::max(1, n_sms_);
-    std::vector<SplitLayerShape> shapes;  // distinct shapes, with how many layers have each
-    for (const auto& layer : s.layers) {
-      if (!layer->use_fold) continue;
-      SplitLayerShape sh;
-      sh.fold_slots =
-          sms * split_ctas_per_sm(kernels::fold_scores_smem_bytes(layer->fold_view, s.model.view));
-      sh.fold_ctas_per_item = layer->fold_view.n_chunks;
-      sh.value_slots = sms * split_ctas_per_sm(
-                                 kernels::split_values_smem_bytes(layer->values_view, s.model.view));
-      sh.value_ctas_per_item = (layer->values_view.value_width + kernels::kValueBlockChannels - 1) /
-                               kernels::kValueBlockChannels;
-      auto same = [&](const SplitLayerShape& o) {
-        return o.fold_slots == sh.fold_slots && o.fold_ctas_per_item == sh.fold_ctas_per_item &&
-               o.value_slots == sh.value_slots && o.value_ctas_per_item == sh.value_ctas_per_item;
-      };
-      auto it = std::find_if(shapes.begin(), shapes.end(), same);
-      if (it == shapes.end()) {
-        shapes.push_back(sh);
-      } else {
-        ++it->layers;
-      }
-    }
-    std::vector<int64_t> kv_lengths;
-    kv_lengths.reserve(queries.size());
-    for (const AttendQuery& q : queries) kv_lengths.push_back(q.kv_length);
-    return starkv::wave_filling_split(shapes, kv_lengths, pieces, split);
+    SplitLayerShape sh;
+    sh.fold_slots = sms * split_ctas_per_sm(fold_smem);
+    sh.fold_ctas_per_item = layer.fold_view.n_chunks;
+    sh.value_slots =
+        sms * split_ctas_per_sm(kernels::split_values_smem_bytes(layer.values_view, model));
+    sh.value_ctas_per_item = (layer.values_view.value_width + kernels::kValueBlockChannels - 1) /
+                             kernels::kValueBlockChannels;
+    return sh;
   }
 
   int32_t device_;
@@ -360,7 +346,12 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   const int64_t pieces = (longest + split - 1) / split;
   split = (longest + pieces - 1) / pieces;
   split = (split + 63) / 64 * 64;
-  if (any_fold) split = wave_filling_split(s, queries, pieces, split);
+  if (!s.split_shapes.empty()) {
+    std::vector<int64_t> lengths;
+    lengths.reserve(queries.size());
+    for (const AttendQuery& q : queries) lengths.push_back(q.kv_length);
+    split = wave_filling_split(s.split_shapes, lengths, pieces, split);
+  }
 
   std::vector<kernels::WorkItem> items;
   std::vector<int2> query_items(static_cast<size_t>(nq));

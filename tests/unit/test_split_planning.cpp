@@ -13,13 +13,12 @@
 namespace starkv {
 namespace {
 
-SplitLayerShape h200_layer(int64_t value_blocks, int32_t layers = 1) {
+SplitLayerShape h200_layer(int64_t value_blocks) {
   SplitLayerShape s;
   s.fold_slots = 264;
   s.fold_ctas_per_item = 4;
   s.value_slots = 264;
   s.value_ctas_per_item = value_blocks;
-  s.layers = layers;
   return s;
 }
 
@@ -48,7 +47,9 @@ TEST(SplitPlanning, ChoiceIsAMultipleOf64AndNeverWorseThanThePlainSplit) {
       {32768, 100, 7000, 1, 20000, 32767}};
   for (const auto& lengths : batches) {
     for (const int64_t blocks : {1, 2, 5, 10}) {
-      const std::vector<SplitLayerShape> shapes{h200_layer(blocks, 30), h200_layer(1, 2)};
+      // 30 layers of one shape and 2 of another.
+      std::vector<SplitLayerShape> shapes(30, h200_layer(blocks));
+      shapes.insert(shapes.end(), 2, h200_layer(1));
       int64_t longest = 1;
       for (const int64_t len : lengths) longest = std::max(longest, len);
       for (const int64_t pieces : {1, 4, 17, 64}) {
