@@ -483,12 +483,8 @@ __global__ void __launch_bounds__(kCombineThreads)
       const int local = local0 + c;
       const int slot = layer.chunk_slot_base[chunk] + local / kVch;
       const int64_t off = static_cast<int64_t>(slot) * kVch * kHeads + (local % kVch) * kHeads + hl;
-      float v = 0.0f;
-      for (int s = 0; s < range.y; ++s) {
-        const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
-        v += w * batch.acc[(range.x + s) * item_stride + off];
-      }
-      lat[qi * rank + c] = v * inv_total;
+      lat[qi * rank + c] =
+          merge_split_channel(batch, model, range, h, m, inv_total, batch.acc, item_stride, off);
     }
   }
   __syncthreads();

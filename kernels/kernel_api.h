@@ -70,8 +70,9 @@ struct LayerView {
   int32_t max_value_rank;  // largest value group rank (combine kernel's shared memory)
   int32_t key_width;       // key latent channels (value channels follow them in a row)
   int32_t value_width;     // value latent channels
-  // Split mode's value kernel: kValueBlockChannels-channel blocks of the value latents and the row bytes each
-  // stages (x, y: 16-aligned begin/end; z, w unused); raw_value_block_bytes is the largest.
+  // Split mode's value kernel: kValueBlockChannels-channel blocks of the value latents and the row
+  // bytes each stages (x, y: 16-aligned begin/end; z, w unused); raw_value_block_bytes is the
+  // largest.
   const int4* value_block_bytes;
   int32_t raw_value_block_bytes;
   const DevBlock* blocks;

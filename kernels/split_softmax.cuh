@@ -33,5 +33,21 @@ __device__ __forceinline__ void merge_split_stats(const AttendBatch& batch, cons
   *inv_total = total > 0.0f ? 1.0f / total : 0.0f;
 }
 
+// One channel of a query's merged split outputs for head h: sum over its splits s of
+// __expf(max_s - m) * acc[(range.x + s) * item_stride + off], times inv_total (m and inv_total
+// from merge_split_stats).
+__device__ __forceinline__ float merge_split_channel(const AttendBatch& batch,
+                                                     const ModelView& model, int2 range, int h,
+                                                     float m, float inv_total,
+                                                     const float* __restrict__ acc,
+                                                     int64_t item_stride, int64_t off) {
+  float v = 0.0f;
+  for (int s = 0; s < range.y; ++s) {
+    const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
+    v += w * acc[(range.x + s) * item_stride + off];
+  }
+  return v * inv_total;
+}
+
 }  // namespace kernels
 }  // namespace starkv

@@ -287,14 +287,9 @@ __global__ void __launch_bounds__(kCombine2Threads)
     const int2 range = batch.query_items[query];
     float m, inv_total;
     merge_split_stats(batch, model, range, h, &m, &inv_total);
-    for (int c = tid; c < rank; c += kCombine2Threads) {
-      float v = 0.0f;
-      for (int s = 0; s < range.y; ++s) {
-        const float w = __expf(batch.stats[((range.x + s) * model.n_heads + h) * 2] - m);
-        v += w * head_acc[(range.x + s) * item_stride + c];
-      }
-      lat2[qi * rank + c] = v * inv_total;
-    }
+    for (int c = tid; c < rank; c += kCombine2Threads)
+      lat2[qi * rank + c] =
+          merge_split_channel(batch, model, range, h, m, inv_total, head_acc, item_stride, c);
   }
   __syncthreads();
   const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
