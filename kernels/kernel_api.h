@@ -222,17 +222,26 @@ cudaError_t launch_dense_layer_attention(const DenseLayerView& layer, const Mode
                                          const AttendBatch& batch, const void* q, int q_dtype,
                                          void* out, int out_dtype, cudaStream_t stream);
 
-// Projects n tokens' keys and values ([n, G*D] each, f32) onto f32 latents [n, latent_width]
-// (used for decode-sized batches; prefill uses cuBLAS).
+// Projects n tokens' keys and values ([n, G*D] each, in dtype) onto f32 latents (used for
+// decode-sized batches; prefill uses cuBLAS). The groups' input rows are split into `slices`
+// (grid z; more CTAs for a few tokens, whose projection would otherwise be latency bound):
+// latents holds the slices' partial sums, [slices][n][latent_width], which launch_encode_rows
+// adds in slice order.
 cudaError_t launch_project_latents(const LayerView& layer, int32_t kv_width, int32_t n,
                                    const void* keys, const void* values, int dtype, float* latents,
-                                   cudaStream_t stream);
+                                   int32_t slices, cudaStream_t stream);
+// How many slices launch_project_latents should use for n tokens on n_sms SMs (1..16).
+int32_t project_slices(const LayerView& layer, int32_t n, int32_t n_sms);
 // Converts [n] elements of dtype to f32.
 cudaError_t launch_to_float(const void* src, int dtype, int64_t n, float* dst, cudaStream_t stream);
-// Encodes n latent rows ([n, latent_width] in dtype) into their target rows.
-// targets: [n] (page, slot) pairs.
+// Encodes n latent rows into their target rows: latents [slices][n][latent_width] in dtype, the
+// slices summed in order (slices > 1 only for f32 partial sums from launch_project_latents).
+// Targets: [n] (page, slot) pairs; up to kInlineTargets of them travel in the launch's parameters
+// from host_targets (no copy to the device), more are read from device_targets.
+constexpr int32_t kInlineTargets = 64;
 cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int32_t n,
-                               const void* latents, int dtype, const int2* targets,
+                               const void* latents, int dtype, int32_t slices,
+                               const int2* host_targets, const int2* device_targets,
                                cudaStream_t stream);
 
 }  // namespace kernels

@@ -168,6 +168,18 @@ class CudaBackend : public Backend {
     const int32_t kv_width = profile.shape.kv_width();
     const size_t in_elems = static_cast<size_t>(n) * static_cast<size_t>(kv_width);
     const size_t lat_elems = static_cast<size_t>(n) * static_cast<size_t>(d.view.latent_width);
+    if (n <= kSmallAppend) {
+      // Decode-sized: the projection kernel reads the inputs in their dtype and writes one partial
+      // sum per slice of the input rows; the encode adds them.
+      const int32_t slices = kernels::project_slices(d.view, n, n_sms_);
+      scratch_.reserve(static_cast<size_t>(slices) * lat_elems * sizeof(float));
+      float* lat = scratch_.get<float>();
+      cuda_check(kernels::launch_project_latents(d.view, kv_width, n, keys, values, dtype, lat,
+                                                 slices, stream_),
+                 "project_latents");
+      encode(s, d, targets, lat, STARKV_DTYPE_F32, slices);
+      return;
+    }
     scratch_.reserve((2 * in_elems + lat_elems) * sizeof(float));
     float* k32 = scratch_.get<float>();
     float* v32 = k32 + in_elems;
@@ -177,14 +189,8 @@ class CudaBackend : public Backend {
     cuda_check(
         kernels::launch_to_float(values, dtype, static_cast<int64_t>(in_elems), v32, stream_),
         "to_float (values)");
-    if (n <= kSmallAppend) {
-      cuda_check(kernels::launch_project_latents(d.view, kv_width, n, k32, v32, STARKV_DTYPE_F32,
-                                                 lat, stream_),
-                 "project_latents");
-    } else {
-      project_with_cublas(d, kv_width, n, k32, v32, lat);
-    }
-    encode(s, d, targets, lat, STARKV_DTYPE_F32);
+    project_with_cublas(d, kv_width, n, k32, v32, lat);
+    encode(s, d, targets, lat, STARKV_DTYPE_F32, 1);
   }
 
   void append_latents(const Profile&, PoolStorage& storage, int32_t layer,
@@ -192,7 +198,7 @@ class CudaBackend : public Backend {
                       starkv_dtype dtype) override {
     select();
     auto& s = static_cast<CudaPoolStorage&>(storage);
-    encode(s, *s.layers[static_cast<size_t>(layer)], targets, latents, dtype);
+    encode(s, *s.layers[static_cast<size_t>(layer)], targets, latents, dtype, 1);
   }
 
   void read_rows(const Profile&, const PoolStorage& storage, int32_t layer, int32_t page,
@@ -236,18 +242,24 @@ class CudaBackend : public Backend {
   void select() const { cuda_check(cudaSetDevice(device_), "cudaSetDevice"); }
 
   void encode(const CudaPoolStorage& s, const DeviceLayer& d,
-              const std::vector<AppendTarget>& targets, const void* latents, starkv_dtype dtype) {
+              const std::vector<AppendTarget>& targets, const void* latents, starkv_dtype dtype,
+              int32_t slices) {
     const int32_t n = static_cast<int32_t>(targets.size());
     if (n == 0) return;
     std::vector<int2> host(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) host[i] = int2{targets[i].page, targets[i].slot};
-    target_buf_.reserve(host.size() * sizeof(int2));
-    // Targets are tiny; a synchronous copy keeps `host` valid without pinning.
-    cuda_check(cudaMemcpyAsync(target_buf_.get(), host.data(), host.size() * sizeof(int2),
-                               cudaMemcpyHostToDevice, stream_),
-               "cudaMemcpyAsync (targets)");
-    cuda_check(kernels::launch_encode_rows(d.view, s.page_tokens, n, latents, dtype,
-                                           target_buf_.get<int2>(), stream_),
+    // A decode step's few targets travel in the launch's parameters; more go through target_buf_
+    // (a synchronous copy from pageable memory keeps `host` valid without pinning).
+    const int2* device_targets = nullptr;
+    if (n > kernels::kInlineTargets) {
+      target_buf_.reserve(host.size() * sizeof(int2));
+      cuda_check(cudaMemcpyAsync(target_buf_.get(), host.data(), host.size() * sizeof(int2),
+                                 cudaMemcpyHostToDevice, stream_),
+                 "cudaMemcpyAsync (targets)");
+      device_targets = target_buf_.get<int2>();
+    }
+    cuda_check(kernels::launch_encode_rows(d.view, s.page_tokens, n, latents, dtype, slices,
+                                           host.data(), device_targets, stream_),
                "encode_rows");
     // The next append reuses target_buf_; a pageable copy above already ordered on the stream.
   }
