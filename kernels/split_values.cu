@@ -11,7 +11,7 @@
 //   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
 //   cores, A fragments by ldmatrix.trans (warp w: channels 16w.. and 128 + 16w.., all heads).
 //   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
-// combine_split_values_kernel: see its comment below.
+// merge_split_values_kernel, combine_split_values_kernel: see their comments below.
 #include <cstdint>
 
 #include "kernels/attention_tiles.cuh"
@@ -247,15 +247,39 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// Split mode, stage 3: like combine_splits_kernel, reading the value kernel's accumulators.
-// grid (query head x 32-column slice of its output, block of 4 queries), 256 threads: the merged,
-// normalized latents of the 4 queries go to shared memory (each head's accumulators are contiguous
-// per work item, so the reads are coalesced); then warp w up-projects ranks [w*rank/8,
-// (w+1)*rank/8) into the slice's 32 outputs (lane = output column: one 128-byte row segment of
-// the up matrix per rank) and the 8 partial sums are added through shared memory. Slicing the
-// output gives D/32 times more CTAs than one per (head, query block): with 128 of them (Llama-2-
-// like, batch 16) the kernel was latency bound at one CTA per SM; the merge it repeats per slice
-// is cheap next to the up-projection.
+// Split mode, stage 3a: merges each (query, head)'s split accumulators once. grid (query, query
+// head x 256-channel chunk of its value rank), 256 threads, thread = channel: the splits' rows
+// weighted by __expf(max_s - max) and normalized, written over the query's first split's row. Only
+// this thread reads or writes that channel of those rows, so the merge can be in place.
+constexpr int kMergeChannels = 256;
+
+__global__ void __launch_bounds__(kMergeChannels)
+    merge_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
+  const int chunks = (layer.max_value_rank + kMergeChannels - 1) / kMergeChannels;
+  const int h = static_cast<int>(blockIdx.y) / chunks;
+  const int c = (static_cast<int>(blockIdx.y) - h * chunks) * kMergeChannels +
+                static_cast<int>(threadIdx.x);
+  const HeadValueInfo hv = layer.head_values[h / model.q_per_kv];
+  const int2 range = batch.query_items[blockIdx.x];
+  if (c >= hv.y || range.y == 0) return;  // (no barriers below)
+  float m, inv_total;
+  merge_split_stats(batch, model, range, h, &m, &inv_total);
+  const int64_t item_stride = static_cast<int64_t>(batch.heads_padded) * layer.value_width;
+  float* head_acc =
+      batch.vacc + static_cast<int64_t>(h) * layer.value_width + (hv.x - layer.key_width);
+  head_acc[range.x * item_stride + c] =
+      merge_split_channel(batch, model, range, h, m, inv_total, head_acc, item_stride, c);
+}
+
+// Split mode, stage 3b: like combine_splits_kernel, reading the merged latents of stage 3a.
+// grid (query head x 32-column slice of its output, block of 4 queries), 256 threads: the merged
+// latents of the 4 queries go to shared memory (contiguous per head, so the reads are coalesced);
+// then warp w up-projects ranks [w*rank/8, (w+1)*rank/8) into the slice's 32 outputs (lane =
+// output column: one 128-byte row segment of the up matrix per rank) and the 8 partial sums are
+// added through shared memory. Slicing the output gives D/32 times more CTAs than one per (head,
+// query block): with 128 of them (Llama-2-like, batch 16) the kernel was latency bound at one CTA
+// per SM. The merge used to be repeated here per slice, reading every split's accumulators
+// D/32 times (70 us of a 1288 us step, Llama-2-like layer at b16/32K).
 constexpr int kCombine2Threads = 256;
 constexpr int kCombine2Warps = kCombine2Threads / 32;
 constexpr int kCombineSlice = 32;
@@ -285,11 +309,8 @@ __global__ void __launch_bounds__(kCombine2Threads)
     const int query = blockIdx.y * kCombineQueries + qi;
     if (query >= batch.n_queries) break;
     const int2 range = batch.query_items[query];
-    float m, inv_total;
-    merge_split_stats(batch, model, range, h, &m, &inv_total);
     for (int c = tid; c < rank; c += kCombine2Threads)
-      lat2[qi * rank + c] =
-          merge_split_channel(batch, model, range, h, m, inv_total, head_acc, item_stride, c);
+      lat2[qi * rank + c] = range.y > 0 ? head_acc[range.x * item_stride + c] : 0.0f;
   }
   __syncthreads();
   const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
@@ -371,6 +392,14 @@ cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& m
       default:
         return cudaErrorInvalidValue;
     }
+    if (e != cudaSuccess) return e;
+  }
+  if (batch.n_queries > 0) {
+    const int chunks = (layer.max_value_rank + kMergeChannels - 1) / kMergeChannels;
+    merge_split_values_kernel<<<dim3(static_cast<unsigned>(batch.n_queries),
+                                     static_cast<unsigned>(model.n_heads * chunks)),
+                                kMergeChannels, 0, stream>>>(layer, model, batch);
+    const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   const size_t smem = combine2_smem(layer);
