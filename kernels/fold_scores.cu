@@ -172,9 +172,28 @@ __global__ void __launch_bounds__(kThreads, 2)
   uint8_t* raw = smem + L.raw;
   __half* lk = reinterpret_cast<__half*>(smem + L.lk);
 
-  // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection. Thread =
-  // (head, pair), looping over ranks; rows past the head's rank are zero, so Z is exactly zero
-  // there and the (finite) latents read past a head's rank contribute nothing.
+  // Prologue loads. The chunk's KV heads' key info (and, folding, its scaled queries in the
+  // permuted dims, fp32) are staged first, in the CS table's space (nothing else writes it before
+  // the second barrier below; TT (D + 8) halves hold kHeads D floats and kHeads int4s), so that the
+  // up-projection loads after the barrier are issued several at a time, 16 bytes each, instead of
+  // one 2-byte load at a time behind a dependent info or query load (a tenth of the fold's warp
+  // time went there: bench/RESULTS.md, fifth session). Ut rows are 16-byte aligned and zero past
+  // the head's rank up to hk.z (its 16-padded rank), see device_layer.cpp.
+  float* qf = reinterpret_cast<float*>(cs);                // [nh][D]
+  int4* hks = reinterpret_cast<int4*>(qf + kHeads * D);   // [ngc]: HeadKeyInfo x, y, z, w
+  static_assert(kHeads * D * 4 + kHeads * 16 <= 32 * (D + 8) * 2, "qf and hks fit the CS table");
+  if (tid < ngc) {
+    const HeadKeyInfo hk = layer.head_keys[g0 + tid];
+    hks[tid] = make_int4(hk.x, hk.y, hk.z, hk.w);
+  }
+  for (int idx = tid; !kRecon && idx < nh * D; idx += kThreads) {
+    const int h = idx / D, d = idx - h * D;
+    const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+    qf[idx] = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
+  }
+  __syncthreads();
+  constexpr int kBatch = 4;  // 16-byte loads in flight per thread before their results are used
+  const int g8 = rkp_max / 8;  // 8-rank groups per (padded) rank row
   if (kRecon) {
     // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
     // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
@@ -182,12 +201,27 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int UTS = rkp_max + 8;
     __half* ut = ab;
     __half* qs = ab + recon_ut_halves(D, rkp_max);
-    for (int idx = tid; idx < ngc * D; idx += kThreads) {
-      const int gl = idx / D, d = idx - gl * D;
-      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
-      const __half* src = layer.key_ut + hk.w + d * hk.z;
-      __half* dst = ut + (gl * D + d) * UTS;
-      for (int r = 0; r < rkp_max; ++r) dst[r] = r < hk.y ? src[r] : __float2half_rn(0.0f);
+    const int n_items = ngc * D * g8;  // (KV head, dim, 8-rank group)
+    for (int i0 = tid; i0 < n_items; i0 += kBatch * kThreads) {
+      uint4 v[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int idx = i0 + b * kThreads;
+        v[b] = make_uint4(0u, 0u, 0u, 0u);
+        if (idx < n_items) {
+          const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
+          const int4 hk = hks[gl];
+          if (8 * u < hk.z) v[b] = __ldg(reinterpret_cast<const uint4*>(layer.key_ut + hk.w + d * hk.z + 8 * u));
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int idx = i0 + b * kThreads;
+        if (idx < n_items) {
+          const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
+          *reinterpret_cast<uint4*>(ut + (gl * D + d) * UTS + 8 * u) = v[b];
+        }
+      }
     }
     for (int idx = tid; idx < (kHeads + 1) * D; idx += kThreads) {
       const int h = idx / D, d = idx - h * D;
@@ -198,26 +232,54 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
       qs[h * DS + d] = __float2half_rn(v);
     }
-  }
-  for (int idx = tid; !kRecon && idx < nh * P; idx += kThreads) {
-    const int h = idx / P, i = idx - h * P;
-    const HeadKeyInfo hk = layer.head_keys[g0 + h / qpk];
-    const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
-    const float q0 = load_elem(q, q_dtype, qe + model.perm[2 * i]) * model.scale;
-    const float q1 = load_elem(q, q_dtype, qe + model.perm[2 * i + 1]) * model.scale;
-    const __half* u0p = layer.key_ut + hk.w + (2 * i) * hk.z;
-    const __half* u1p = u0p + hk.z;
-    __half* dst = ab + h * rkp_max * DS + 2 * i;
-    for (int r = 0; r < rkp_max; ++r) {
-      float a = 0.0f, b = 0.0f;
-      if (r < hk.y) {
-        const float u0 = __half2float(u0p[r]), u1 = __half2float(u1p[r]);
-        a = q0 * u0 + q1 * u1;
-        b = q1 * u0 - q0 * u1;
+  } else {
+    // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection, zero past the
+    // head's rank (so Z is exactly zero there and the finite latents read past a head's rank
+    // contribute nothing). Thread = rotary pair slot i = tid % P (kThreads is a multiple of P, so
+    // the same i for all of a thread's items) x items (query head, 8-rank group).
+    const int i = tid % P;
+    const int n_items = nh * g8;
+    for (int j0 = tid / P; j0 < n_items; j0 += kBatch * SEGS) {
+      uint4 u0[kBatch], u1[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int j = j0 + b * SEGS;
+        u0[b] = u1[b] = make_uint4(0u, 0u, 0u, 0u);
+        if (j < n_items) {
+          const int h = j / g8, u = j - h * g8;
+          const int4 hk = hks[h / qpk];
+          if (8 * u < hk.z) {
+            const uint4* p = reinterpret_cast<const uint4*>(layer.key_ut + hk.w + 2 * i * hk.z + 8 * u);
+            u0[b] = __ldg(p);
+            u1[b] = __ldg(p + hk.z / 8);
+          }
+        }
       }
-      *reinterpret_cast<__half2*>(dst + r * DS) = __floats2half2_rn(a, b);
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int j = j0 + b * SEGS;
+        if (j < n_items) {
+          const int h = j / g8, u = j - h * g8;
+          const int rank = hks[h / qpk].y;
+          const float q0 = qf[h * D + 2 * i], q1 = qf[h * D + 2 * i + 1];
+          const __half* a0 = reinterpret_cast<const __half*>(&u0[b]);
+          const __half* a1 = reinterpret_cast<const __half*>(&u1[b]);
+          __half* dst = ab + (h * rkp_max + 8 * u) * DS + 2 * i;
+#pragma unroll
+          for (int k = 0; k < 8; ++k) {
+            float a = 0.0f, c = 0.0f;
+            if (8 * u + k < rank) {
+              const float x0 = __half2float(a0[k]), x1 = __half2float(a1[k]);
+              a = q0 * x0 + q1 * x1;
+              c = q1 * x0 - q0 * x1;
+            }
+            *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(a, c);
+          }
+        }
+      }
     }
   }
+  __syncthreads();  // qf and hks are read; the CS table may be written
   // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
   {
     uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
@@ -438,6 +500,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     } else {
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
+    // 32-token tiles: the first head's info is read before the CS fragments, and each next head's
+    // during the current one (the alignment branch below waited on this load: 5% of the fold's
+    // warp time). 64-token tiles hold twice the CS fragments and have no registers to spare.
+    constexpr bool kPrefetchHead = MPW == 1;
+    int4 hd_next = kPrefetchHead && hq < nh ? heads[hq] : make_int4(0, 0, 0, 0);
     uint32_t af[MPW][KSTEPS][4];
 #pragma unroll
     for (int m = 0; m < MPW; ++m)
@@ -446,7 +513,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         ldmatrix_x4(af[m][kk],
                     cs + ((MPW * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
     for (int h = hq; h < nh; h += 4) {
-      const int4 hd = heads[h];
+      const int4 hd = kPrefetchHead ? hd_next : heads[h];
+      if (kPrefetchHead && h + 4 < nh) hd_next = heads[h + 4];
       const int rkp = hd.y;
       const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
       const int sstride = decode ? 2 * ks : rstride;
