@@ -36,16 +36,8 @@ __global__ void to_float_kernel(const void* __restrict__ src, int dtype, int64_t
   }
 }
 
-// An input element of dtype DT (0 f32, 1 f16, 2 bf16) as f32. A compile-time dtype keeps the
-// projection's inner loop free of branches, so its unrolled loads issue together.
-template <int DT>
-__device__ __forceinline__ float input_elem(const void* __restrict__ p, int64_t i) {
-  if (DT == 0) return static_cast<const float*>(p)[i];
-  const uint16_t bits = static_cast<const uint16_t*>(p)[i];
-  if (DT == 1) return __half2float(__ushort_as_half(bits));
-  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
-}
-
+// DT: the inputs' starkv_dtype as a template argument, so that load_elem's dtype branches fold
+// away and the inner loop's unrolled loads issue together.
 template <int DT>
 __global__ void __launch_bounds__(kProjectThreads)
     project_latents_kernel(LayerView layer, int32_t kv_width, int32_t n,
@@ -76,7 +68,7 @@ __global__ void __launch_bounds__(kProjectThreads)
 #pragma unroll
     for (int t = 0; t < kProjectTokens; ++t) {
       if (t0 + t < n)
-        acc[t] += input_elem<DT>(x, static_cast<int64_t>(t0 + t) * kv_width + g.in_offset + i) * wi;
+        acc[t] += load_elem(x, DT, static_cast<int64_t>(t0 + t) * kv_width + g.in_offset + i) * wi;
     }
   }
 #pragma unroll
