@@ -69,10 +69,28 @@ __device__ __forceinline__ uint4 pack8_rn(const float (&v)[8]) {
 // quantized block. seg.x: bit position of the segment's first code in a staged row; seg.y: k0 |
 // k1 << 8 | storage_bits << 16 | bits << 24 (the group's halves [k0, k1) come from this block);
 // seg.z: staged byte offset of the block's scale; seg.w: 1 when used. a.w == -1: the group touches
-// a 16/32-bit block or three blocks, and decode_value_group handles it as before.
+// a 16/32-bit block or three blocks, and decode_value_group handles it as before. A group that is
+// one segment starting at its first half (k0 = 0) in a code layout the attention kernels use
+// (3-bit, 4-bit, 3-bit in nibbles), or a 4-bit segment followed by a 3-bit one (the group at a
+// 4/3-bit outlier/inlier boundary), has a.w = one of the kPlan* kinds below instead of 1: it is
+// decoded by a path compiled for its layout (decode_fast_segment), without the generic path's
+// run-time layout dispatch. Every group of a 4/3-bit layer is of one of these kinds.
 struct GroupPlan {
   int4 a, b;
 };
+
+constexpr int kPlanGeneric = 1;
+constexpr int kPlanSb3 = 2;      // one segment, storage_bits = bits = 3
+constexpr int kPlanSb4 = 3;      // one segment, storage_bits = bits = 4
+constexpr int kPlanNibble3 = 4;  // one segment, 3-bit codes stored in nibbles (storage_bits 4)
+constexpr int kPlanSb4Sb3 = 5;   // a 4-bit segment, then a 3-bit one (an outlier/inlier boundary)
+
+__device__ __forceinline__ int plan_kind(int sb, int bits) {
+  if (sb == 3 && bits == 3) return kPlanSb3;
+  if (sb == 4 && bits == 4) return kPlanSb4;
+  if (sb == 4 && bits == 3) return kPlanNibble3;
+  return kPlanGeneric;
+}
 
 // Decodes layer channels [c_first, c_first + 8) of one token from its staged row r (row byte b at
 // b + shift, scales at their offset + scale_shift) into 8 halves; channels at or past c_end and
@@ -155,7 +173,12 @@ __device__ inline GroupPlan plan_group(const LayerView& layer, int shift, int sc
                              k0 | k1 << 8 | b.storage_bits << 16 | b.bits << 24,
                              b.scale_offset + scale_shift, 1);
     (seg == 0 ? g.a : g.b) = v;
-    if (k1 >= n) return g;
+    if (k1 >= n) {
+      const int kind = plan_kind(b.storage_bits, b.bits);
+      if (seg == 0) g.a.w = kind;  // k0 = 0 here
+      if (seg == 1 && kind == kPlanSb3 && ((g.a.y >> 16) & 0xffff) == (4 | 4 << 8)) g.a.w = kPlanSb4Sb3;
+      return g;
+    }
     k0 = k1;
   }
 }
@@ -181,16 +204,68 @@ __device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, u
   out.w |= z.w & halves_below(k1, 3) & ~halves_below(k0, 3);
 }
 
+// Halves [k0, k1) of z (the rest +0), as decode_segment keeps them.
+__device__ __forceinline__ uint4 keep_halves(uint4 z, int k0, int k1) {
+  z.x &= halves_below(k1, 0) & ~halves_below(k0, 0);
+  z.y &= halves_below(k1, 1) & ~halves_below(k0, 1);
+  z.z &= halves_below(k1, 2) & ~halves_below(k0, 2);
+  z.w &= halves_below(k1, 3) & ~halves_below(k0, 3);
+  return z;
+}
+
+// decode_segment for a segment in layout (kSb <= 4, kBits) known at compile time: the same window,
+// shift and dequant8 branch, so the same bits; only the halves [k0, k1) of the result are kept.
+template <int kSb, int kBits>
+__device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t* r) {
+  static_assert(kSb <= 4, "a window of 8 codes fits one 32-bit word");
+  const int k0 = v.y & 255, k1 = (v.y >> 8) & 255;
+  uint32_t lo, hi;
+  load_code_window(r, v.x, kSb, lo, hi);
+  lo <<= k0 * kSb;  // code 0 of the window belongs in half k0 (k0 * kSb <= 28)
+  const uint32_t s2 = static_cast<uint32_t>(ld_u16(r + v.z)) * 0x10001u;
+  uint4 z;
+  if constexpr (kSb == 4) {
+    z = dequant8_sb4<kBits>(lo, s2);
+  } else {
+    z = dequant8_sb23<kSb>(lo, s2);
+  }
+  return k0 == 0 && k1 == 8 ? z : keep_halves(z, k0, k1);
+}
+
 // decode_value_group's result for a planned group (same bits: the same windows and dequant8).
+// The fast kinds decode whatever row r holds (r is always inside the staged tile) and then keep
+// the result only for a valid token, so that the warp does not diverge on `valid`: the mask gives
+// +0 whatever bytes an invalid token's row holds.
 __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, const GroupPlan& g,
                                                       const uint8_t* r, int shift, int scale_shift,
                                                       int c_first, int c_end, bool valid) {
-  if (g.a.w < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
-  uint4 out = make_uint4(0u, 0u, 0u, 0u);
-  if (!valid) return out;
-  decode_segment(g.a, r, out);
-  if (g.b.w) decode_segment(g.b, r, out);
-  return out;
+  uint4 z;
+  switch (g.a.w) {
+    case kPlanSb3:
+      z = decode_fast_segment<3, 3>(g.a, r);
+      break;
+    case kPlanSb4:
+      z = decode_fast_segment<4, 4>(g.a, r);
+      break;
+    case kPlanNibble3:
+      z = decode_fast_segment<4, 3>(g.a, r);
+      break;
+    case kPlanSb4Sb3: {
+      const uint4 z0 = decode_fast_segment<4, 4>(g.a, r), z1 = decode_fast_segment<3, 3>(g.b, r);
+      z = make_uint4(z0.x | z1.x, z0.y | z1.y, z0.z | z1.z, z0.w | z1.w);
+      break;
+    }
+    default: {
+      if (g.a.w < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
+      uint4 out = make_uint4(0u, 0u, 0u, 0u);
+      if (!valid) return out;
+      decode_segment(g.a, r, out);
+      if (g.b.w) decode_segment(g.b, r, out);
+      return out;
+    }
+  }
+  const uint32_t keep = valid ? 0xffffffffu : 0u;
+  return make_uint4(z.x & keep, z.y & keep, z.z & keep, z.w & keep);
 }
 
 }  // namespace kernels
