@@ -69,12 +69,12 @@ __device__ __forceinline__ uint4 pack8_rn(const float (&v)[8]) {
 // quantized block. seg.x: bit position of the segment's first code in a staged row; seg.y: k0 |
 // k1 << 8 | storage_bits << 16 | bits << 24 (the group's halves [k0, k1) come from this block);
 // seg.z: staged byte offset of the block's scale; seg.w: 1 when used. a.w == -1: the group touches
-// a 16/32-bit block or three blocks, and decode_value_group handles it as before. A group that is
-// one segment starting at its first half (k0 = 0) in a code layout the attention kernels use
-// (3-bit, 4-bit, 3-bit in nibbles), or a 4-bit segment followed by a 3-bit one (the group at a
-// 4/3-bit outlier/inlier boundary), has a.w = one of the kPlan* kinds below instead of 1: it is
-// decoded by a path compiled for its layout (decode_fast_segment), without the generic path's
-// run-time layout dispatch. Every group of a 4/3-bit layer is of one of these kinds.
+// a 16/32-bit block or three blocks, and decode_value_group handles it as before. Otherwise a.w is
+// a kind (kPlan* below): a group that is one segment from its first half on (k0 = 0) in a code
+// layout the attention kernels use (3-bit, 4-bit, 3-bit in nibbles), or a 4-bit segment followed
+// by a 3-bit or 4-bit one (the group at a 4/3- or 4/4-bit outlier/inlier boundary), is decoded by
+// a path compiled for its layout (decode_fast_segment), without the generic path's run-time
+// layout dispatch; every group of a 4/3- or 4/4-bit layer is of one of these kinds.
 struct GroupPlan {
   int4 a, b;
 };
@@ -84,6 +84,7 @@ constexpr int kPlanSb3 = 2;      // one segment, storage_bits = bits = 3
 constexpr int kPlanSb4 = 3;      // one segment, storage_bits = bits = 4
 constexpr int kPlanNibble3 = 4;  // one segment, 3-bit codes stored in nibbles (storage_bits 4)
 constexpr int kPlanSb4Sb3 = 5;   // a 4-bit segment, then a 3-bit one (an outlier/inlier boundary)
+constexpr int kPlanSb4Sb4 = 6;   // two 4-bit segments (the boundary of a 4/4-bit layer)
 
 __device__ __forceinline__ int plan_kind(int sb, int bits) {
   if (sb == 3 && bits == 3) return kPlanSb3;
@@ -176,7 +177,10 @@ __device__ inline GroupPlan plan_group(const LayerView& layer, int shift, int sc
     if (k1 >= n) {
       const int kind = plan_kind(b.storage_bits, b.bits);
       if (seg == 0) g.a.w = kind;  // k0 = 0 here
-      if (seg == 1 && kind == kPlanSb3 && ((g.a.y >> 16) & 0xffff) == (4 | 4 << 8)) g.a.w = kPlanSb4Sb3;
+      if (seg == 1 && ((g.a.y >> 16) & 0xffff) == (4 | 4 << 8)) {
+        if (kind == kPlanSb3) g.a.w = kPlanSb4Sb3;
+        if (kind == kPlanSb4) g.a.w = kPlanSb4Sb4;
+      }
       return g;
     }
     k0 = k1;
@@ -239,30 +243,28 @@ __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t
 __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, const GroupPlan& g,
                                                       const uint8_t* r, int shift, int scale_shift,
                                                       int c_first, int c_end, bool valid) {
+  // An if chain, most frequent kind first (a switch compiled to an indirect jump through a table
+  // in constant memory); g.a.w is the same in every lane.
+  const int kind = g.a.w;
   uint4 z;
-  switch (g.a.w) {
-    case kPlanSb3:
-      z = decode_fast_segment<3, 3>(g.a, r);
-      break;
-    case kPlanSb4:
-      z = decode_fast_segment<4, 4>(g.a, r);
-      break;
-    case kPlanNibble3:
-      z = decode_fast_segment<4, 3>(g.a, r);
-      break;
-    case kPlanSb4Sb3: {
-      const uint4 z0 = decode_fast_segment<4, 4>(g.a, r), z1 = decode_fast_segment<3, 3>(g.b, r);
-      z = make_uint4(z0.x | z1.x, z0.y | z1.y, z0.z | z1.z, z0.w | z1.w);
-      break;
-    }
-    default: {
-      if (g.a.w < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
-      uint4 out = make_uint4(0u, 0u, 0u, 0u);
-      if (!valid) return out;
-      decode_segment(g.a, r, out);
-      if (g.b.w) decode_segment(g.b, r, out);
-      return out;
-    }
+  if (kind == kPlanSb3) {
+    z = decode_fast_segment<3, 3>(g.a, r);
+  } else if (kind == kPlanSb4) {
+    z = decode_fast_segment<4, 4>(g.a, r);
+  } else if (kind == kPlanSb4Sb3 || kind == kPlanSb4Sb4) {
+    const uint4 z0 = decode_fast_segment<4, 4>(g.a, r);
+    const uint4 z1 = kind == kPlanSb4Sb3 ? decode_fast_segment<3, 3>(g.b, r)
+                                         : decode_fast_segment<4, 4>(g.b, r);
+    z = make_uint4(z0.x | z1.x, z0.y | z1.y, z0.z | z1.z, z0.w | z1.w);
+  } else if (kind == kPlanNibble3) {
+    z = decode_fast_segment<4, 3>(g.a, r);
+  } else {
+    if (kind < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
+    uint4 out = make_uint4(0u, 0u, 0u, 0u);
+    if (!valid) return out;
+    decode_segment(g.a, r, out);
+    if (g.b.w) decode_segment(g.b, r, out);
+    return out;
   }
   const uint32_t keep = valid ? 0xffffffffu : 0u;
   return make_uint4(z.x & keep, z.y & keep, z.z & keep, z.w & keep);
