@@ -1,0 +1,666 @@
+// The fold-the-query score kernel of split mode, shared by kernels/fold_scores.cu (sm_90 machine
+// code and PTX: the mma.sync instances) and kernels/sm90a/fold_scores_wgmma.cu (sm_90a: the wgmma
+// instances, kWgmma). Each file instantiates its own (internal linkage: anonymous namespace).
+//
+// Split mode's fold-the-query score kernel (see decode_attention.cu for the whole decode step).
+//
+// fold_scores_kernel<NT, TT, kRecon>   grid work item x head chunk of the fused view (up to 8 query
+//   heads; 1-D, the chunk fastest), 256 threads. kRecon = false (MHA, or STARKV_NO_RECON=1):
+//   DESIGN §5's "fold the query": with the key dims
+//   permuted so that rotary pair i is columns 2i, 2i+1 and Ut the head's up-projection,
+//     q . RoPE_t(Ut l) = sum_r l[r] z_t[r],   z_t = CS_t . AB,
+//   CS_t[2i] = cos(t theta_i), CS_t[2i+1] = sin(t theta_i) (1 and 0 past the rotary pairs), and
+//   AB[2i][r] = q0 u0 + q1 u1, AB[2i+1][r] = q1 u0 - q0 u1 (u0, u1 = Ut[2i][r], Ut[2i+1][r]; q
+//   pre-scaled), built once per CTA in shared memory. Per TT-token tile (64; 32 where that fits two
+//   CTAs per SM and 64 does not, see fold_layout): cp.async double-buffered staging of the chunk's
+//   key codes (+ scales), the tile's CS table (fp16), then warp (m-tile of 16 tokens, half of the
+//   heads): Z = CS . AB on tensor cores (ldmatrix fragments, CS held in registers across heads),
+//   scores = the diagonal of Z times the latents, also on tensor cores (fp16 latents read straight
+//   from the staged rows; quantized ones decoded to an fp16 tile first); then the online softmax
+//   (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly the
+//   split-mode interface that decode_values_kernel (split_values.cu) consumes.
+//   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
+//   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
+//   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
+//   the job loop); staging, CS table and softmax are the same.
+//   CS table: each thread's segment starts from an angle exact at the item's start, advanced by a
+//   TT-token rotation per tile; within the segment each token rotates the previous one by one
+//   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
+//   deeper ring was measured slower, bench/RESULTS.md).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/attention_tiles.cuh"
+#include "kernels/dtype_io.cuh"
+#include "kernels/group_decode.cuh"
+#include "kernels/kernel_api.h"
+#include "kernels/mma.cuh"
+#include "kernels/rope_angle.cuh"
+#include "kernels/split_attention.h"
+#include "kernels/split_softmax.cuh"
+#include "kernels/tile_staging.cuh"
+#include "kernels/wgmma.cuh"
+
+namespace starkv {
+namespace kernels {
+namespace {
+
+constexpr int kFoldTokens = 64;      // the usual tile
+constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
+
+struct FoldSmem {
+  size_t ab, cs, sc, raw, lk, plans, units, heads, total;
+  int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
+  int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
+};
+
+// The sm_90 opt-in shared memory per block, and the most a block may use for two to fit on one SM
+// (228 KB per SM, 1 KB of it reserved per block).
+constexpr size_t kFoldSmemLimit = 232448;
+constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
+
+// Reconstructing keys (recon): the up-projections of up to kReconKvHeads KV heads per chunk (a
+// chunk holds 8 / q_per_kv of them, q_per_kv >= 2) and the chunk's queries, in place of AB.
+constexpr int kReconKvHeads = kHeads / 2;
+
+__host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
+  return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + 8);
+}
+
+__host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
+                                                     bool decode, bool recon, int tokens,
+                                                     int buffers) {
+  FoldSmem f{};
+  f.tokens = tokens;
+  f.buffers = buffers;
+  size_t o = 0;
+  f.ab = o;  // AB[head][rank][D + 8]; recon: UT[KV head][D][max_rkp + 8], then Q[kHeads + 1][D + 8]
+  o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
+                                                (kHeads + 1) * static_cast<size_t>(head_dim + 8)
+                                          : kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8)));
+  f.cs = o;
+  o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
+  f.sc = o;
+  o = align16(o + sizeof(float) * kHeads * tokens);
+  f.raw = o;
+  o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
+              64);  // + read slack
+  f.lk = o;
+  o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
+  f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
+  o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
+  f.units = o;  // quantized keys: the decode units (see the kernel), up to one per plan and half
+  o = align16(o + (decode ? sizeof(int4) * kHeads * static_cast<size_t>(max_rkp / 8) * (tokens / 32)
+                          : 0));
+  f.heads = o;  // per query head of the chunk: latent offset, padded rank, alignment
+  o = align16(o + sizeof(int4) * kHeads);
+  f.total = o;
+  return f;
+}
+
+// The layout a layer runs with (host and device agree on it). Latency hiding needs two CTAs per
+// SM more than it needs the 64-token tile's fragment reuse (Llama-2-7B-like at 75%: 144 KB at 64
+// tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
+// first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
+__host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
+                                                bool decode, bool recon) {
+  const int tokens[4] = {kFoldTokens, kFoldTokensSmall, kFoldTokens, kFoldTokensSmall};
+  const int buffers[4] = {2, 2, 1, 1};
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f =
+        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemTwoPerSm) return f;
+  }
+  for (int i = 0; i < 4; ++i) {
+    const FoldSmem f =
+        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
+    if (f.total <= kFoldSmemLimit || i == 3) return f;
+  }
+  return FoldSmem{};  // not reached
+}
+
+// Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
+template <int TT>
+__device__ __forceinline__ void stage_fold(const LayerView& layer, const RowCopier& rc,
+                                           const int32_t* __restrict__ pages, int pt,
+                                           PageCursor& cur, int t0, int end, int4 pb,
+                                           uint8_t* raw) {
+  stage_at_cursor(layer, rc, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
+                  make_int4(pb.x, pb.y, 0, 0), raw);
+  cp_async_commit();
+}
+
+// Two consecutive fp16 latents at p as one word: one 32-bit load when p is 4-byte aligned (every
+// head's latents start at an even rank offset), else two 16-bit loads.
+template <bool kAligned>
+__device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
+  if (kAligned) return *reinterpret_cast<const uint32_t*>(p);
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p)) |
+         static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
+}
+
+template <int NT, int TT, bool kRecon>
+__global__ void __launch_bounds__(kThreads, 2)
+    fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
+                       const void* __restrict__ q, int q_dtype) {
+  constexpr int D = NT * 8;
+  constexpr int DS = D + 8;  // halves per AB / CS row (16-byte pad: conflict-free ldmatrix)
+  constexpr int MPW = TT / 32;  // m-tiles (16 tokens) per warp: the 8 warps are 2 x 4 head groups
+  constexpr int KSTEPS = D / 16;
+  constexpr int P = D / 2;             // rotary pair slots
+  constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
+  constexpr int TPS = TT / SEGS;
+  static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int grp = lane >> 2, tq = lane & 3;
+
+  // blockIdx.x = work item x chunk, the chunk fastest: an item's chunks run together and read
+  // adjacent bytes of the same rows.
+  const int item_index = static_cast<int>(blockIdx.x) / layer.n_chunks;
+  const WorkItem item = batch.items[item_index];
+  const int chunk = static_cast<int>(blockIdx.x) - item_index * layer.n_chunks;
+  const int qpk = model.q_per_kv;
+  const int gc = layer.kv_heads_per_chunk;
+  const int g0 = chunk * gc;
+  const int ngc = model.n_kv_heads - g0 < gc ? model.n_kv_heads - g0 : gc;
+  const int nh = ngc * qpk;
+  const int rp = model.rope_pairs;
+  const int ks = layer.key_tile_stride;
+  const int rkp_max = layer.max_key_rank_pad;
+  const int rstride = raw_stride(layer);
+  const bool decode = layer.keys_fp16 == 0;
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon);
+  __half* ab = reinterpret_cast<__half*>(smem + L.ab);
+  __half* cs = reinterpret_cast<__half*>(smem + L.cs);
+  float* sc = reinterpret_cast<float*>(smem + L.sc);
+  uint8_t* raw = smem + L.raw;
+  __half* lk = reinterpret_cast<__half*>(smem + L.lk);
+
+  // Prologue loads. The chunk's KV heads' key info (and, folding, its scaled queries in the
+  // permuted dims, fp32) are staged first, in the CS table's space (nothing else writes it before
+  // the second barrier below; TT (D + 8) halves hold kHeads D floats and kHeads int4s), so that the
+  // up-projection loads after the barrier are issued several at a time, 16 bytes each, instead of
+  // one 2-byte load at a time behind a dependent info or query load (a tenth of the fold's warp
+  // time went there: bench/RESULTS.md, fifth session). Ut rows are 16-byte aligned and zero past
+  // the head's rank up to hk.z (its 16-padded rank), see device_layer.cpp.
+  float* qf = reinterpret_cast<float*>(cs);                // [nh][D]
+  int4* hks = reinterpret_cast<int4*>(qf + kHeads * D);   // [ngc]: HeadKeyInfo x, y, z, w
+  static_assert(kHeads * D * 4 + kHeads * 16 <= 32 * (D + 8) * 2, "qf and hks fit the CS table");
+  if (tid < ngc) {
+    const HeadKeyInfo hk = layer.head_keys[g0 + tid];
+    hks[tid] = make_int4(hk.x, hk.y, hk.z, hk.w);
+  }
+  for (int idx = tid; !kRecon && idx < nh * D; idx += kThreads) {
+    const int h = idx / D, d = idx - h * D;
+    const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+    qf[idx] = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
+  }
+  __syncthreads();
+  constexpr int kBatch = 4;  // 16-byte loads in flight per thread before their results are used
+  const int g8 = rkp_max / 8;  // 8-rank groups per (padded) rank row
+  if (kRecon) {
+    // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
+    // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
+    // permuted dims (B fragments of the score MMA), row kHeads zero (padding heads of a group).
+    const int UTS = rkp_max + 8;
+    __half* ut = ab;
+    __half* qs = ab + recon_ut_halves(D, rkp_max);
+    const int n_items = ngc * D * g8;  // (KV head, dim, 8-rank group)
+    for (int i0 = tid; i0 < n_items; i0 += kBatch * kThreads) {
+      uint4 v[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int idx = i0 + b * kThreads;
+        v[b] = make_uint4(0u, 0u, 0u, 0u);
+        if (idx < n_items) {
+          const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
+          const int4 hk = hks[gl];
+          if (8 * u < hk.z) v[b] = __ldg(reinterpret_cast<const uint4*>(layer.key_ut + hk.w + d * hk.z + 8 * u));
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int idx = i0 + b * kThreads;
+        if (idx < n_items) {
+          const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
+          *reinterpret_cast<uint4*>(ut + (gl * D + d) * UTS + 8 * u) = v[b];
+        }
+      }
+    }
+    for (int idx = tid; idx < (kHeads + 1) * D; idx += kThreads) {
+      const int h = idx / D, d = idx - h * D;
+      float v = 0.0f;
+      if (h < nh) {
+        const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
+        v = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
+      }
+      qs[h * DS + d] = __float2half_rn(v);
+    }
+  } else {
+    // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection, zero past the
+    // head's rank (so Z is exactly zero there and the finite latents read past a head's rank
+    // contribute nothing). Thread = rotary pair slot i = tid % P (kThreads is a multiple of P, so
+    // the same i for all of a thread's items) x items (query head, 8-rank group).
+    const int i = tid % P;
+    const int n_items = nh * g8;
+    for (int j0 = tid / P; j0 < n_items; j0 += kBatch * SEGS) {
+      uint4 u0[kBatch], u1[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int j = j0 + b * SEGS;
+        u0[b] = u1[b] = make_uint4(0u, 0u, 0u, 0u);
+        if (j < n_items) {
+          const int h = j / g8, u = j - h * g8;
+          const int4 hk = hks[h / qpk];
+          if (8 * u < hk.z) {
+            const uint4* p = reinterpret_cast<const uint4*>(layer.key_ut + hk.w + 2 * i * hk.z + 8 * u);
+            u0[b] = __ldg(p);
+            u1[b] = __ldg(p + hk.z / 8);
+          }
+        }
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int j = j0 + b * SEGS;
+        if (j < n_items) {
+          const int h = j / g8, u = j - h * g8;
+          const int rank = hks[h / qpk].y;
+          const float q0 = qf[h * D + 2 * i], q1 = qf[h * D + 2 * i + 1];
+          const __half* a0 = reinterpret_cast<const __half*>(&u0[b]);
+          const __half* a1 = reinterpret_cast<const __half*>(&u1[b]);
+          __half* dst = ab + (h * rkp_max + 8 * u) * DS + 2 * i;
+#pragma unroll
+          for (int k = 0; k < 8; ++k) {
+            float a = 0.0f, c = 0.0f;
+            if (8 * u + k < rank) {
+              const float x0 = __half2float(a0[k]), x1 = __half2float(a1[k]);
+              a = q0 * x0 + q1 * x1;
+              c = q1 * x0 - q0 * x1;
+            }
+            *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(a, c);
+          }
+        }
+      }
+    }
+  }
+  __syncthreads();  // qf and hks are read; the CS table may be written
+  // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
+  {
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
+    const int words = static_cast<int>((L.plans - L.raw) / 4);
+    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+  }
+  // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
+  // angle is exact at the item's start and advances by a TT-token rotation per tile; within a
+  // segment each token rotates the previous one by one position's angle, in registers (TPS <= 16
+  // steps: a few fp32 ulps, far below the table's fp16 rounding).
+  const int pi = tid % P, seg = tid / P;
+  float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f, ec = 1.0f, es = 0.0f;
+  {
+    __half* dst = cs + seg * TPS * DS + 2 * pi;
+    if (pi < rp) {
+      const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
+      const float2 r = exact_rotation(TT, model.inv_freq[pi]);
+      const float2 e = exact_rotation(1, model.inv_freq[pi]);
+      bc = b.x;
+      bs = b.y;
+      rc = r.x;
+      rs = r.y;
+      ec = e.x;
+      es = e.y;
+    } else {
+      for (int k = 0; k < TPS; ++k)
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
+    }
+  }
+  const int32_t* pages = batch.pages + batch.page_offsets[item.query];
+  const int pt = model.page_tokens;
+  const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
+  // Quantized keys: each (KV head, 8-channel group) resolved to its blocks once (GroupPlan).
+  const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
+  const int gpr = rkp_max / 8;  // plan slots per KV head
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + L.plans);
+  if (decode) {
+    for (int idx = tid; idx < ngc * gpr; idx += kThreads) {
+      const int gl = idx / gpr, u = idx - gl * gpr;
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      const int kch = layer.key_channel[g0 + gl];
+      if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
+    }
+  }
+  // Quantized keys: the decode units of a tile, listed once (per tile, each warp then takes units
+  // warp, warp + 8, ... straight from the list instead of walking every KV head's key info through
+  // global loads). Unit = (KV head with its own key group, 8-channel group, 32-token half), in the
+  // order the decode loop used to enumerate them: x = plan slot | token half << 16, y = its lk
+  // column, z = first channel, w = the group's end channel. A joint key group shared by several KV
+  // heads is decoded once.
+  int4* units = reinterpret_cast<int4*>(smem + L.units);
+  int n_units = 0;
+  if (decode) {
+    int prev_col = -1;
+    for (int gl = 0; gl < ngc; ++gl) {
+      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+      if (hk.x == prev_col) continue;
+      prev_col = hk.x;
+      const int kch = layer.key_channel[g0 + gl];
+      for (int u = 0; 8 * u < hk.y; ++u) {
+        for (int th = 0; th < TT / 32; ++th, ++n_units) {
+          if (tid == 0)
+            units[n_units] = make_int4((gl * gpr + u) | th << 16, hk.x + 8 * u, kch + 8 * u, kch + hk.y);
+        }
+      }
+    }
+  }
+  // Per query head of the chunk, resolved once: x = the latents' byte offset in a staged row
+  // (fp16 keys) or in the decoded tile, y = the head's padded rank, z = 1 when x is 4-byte aligned.
+  int4* heads = reinterpret_cast<int4*>(smem + L.heads);
+  for (int h = tid; h < nh; h += kThreads) {
+    const int g = g0 + h / qpk;
+    const HeadKeyInfo hk = layer.head_keys[g];
+    const int off = decode ? 2 * hk.x : layer.key_row_offset[g] - pb.x;
+    heads[h] = make_int4(off, hk.z, (off & 3) == 0 ? 1 : 0, 0);
+  }
+  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`; run_sum: this lane's tokens
+  PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
+  const RowCopier copier(layer, make_int4(pb.x, pb.y, 0, 0));
+  __syncthreads();
+  stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
+
+  const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
+  // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
+  // have been read (after the scores), overlapping only the softmax.
+  const bool two_buffers = L.buffers == 2;
+  int buf = 0;
+  for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
+    const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
+    const bool more = t0 + TT < item.end;
+    if (more && two_buffers)
+      stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+    if (pi < rp) {
+      __half* dst = cs + seg * TPS * DS + 2 * pi;
+      float c = bc, sn = bs;
+#pragma unroll
+      for (int k = 0; k < TPS; ++k) {
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(c, sn);
+        const float nc = c * ec - sn * es;
+        sn = sn * ec + c * es;
+        c = nc;
+      }
+      const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
+      bc = nc;
+      bs = ns;
+    }
+    if (more && two_buffers) {
+      cp_async_wait_group<1>();
+    } else {
+      cp_async_wait_all();
+    }
+    __syncthreads();
+    const uint8_t* rbuf = raw + buf * TT * rstride;
+    if (decode) {
+      // Units round-robin over the warps (see the list above); lane = token. 16-byte stores of 8
+      // decoded halves into the head's columns.
+      for (int i = warp; i < n_units; i += kWarps) {
+        const int4 un = units[i];
+        const int t = 32 * (un.x >> 16) + lane;
+        const uint4 z8 = decode_planned_group(layer, plans[un.x & 0xffff], rbuf + t * rstride,
+                                              -pb.x, scale_shift, un.z, un.w, t < n_valid);
+        *reinterpret_cast<uint4*>(lk + t * ks + un.y) = z8;
+      }
+      __syncthreads();
+    }
+
+    if (kRecon) {
+      // Jobs (KV head gl, m-tile mt of 16 tokens) round-robin over the warps. Per job and group
+      // of 32 key dims: K = L Ut on tensor cores (4 n-tiles of 8 dims, rkp / 16 k-steps), RoPE
+      // on the accumulators (thread: dims 2tq, 2tq + 1 of each n-tile = one rotary pair, tokens
+      // grp and grp + 8; cos and sin from the CS table), the rotated keys packed to fp16 A
+      // fragments (two n-tiles = one k-step), then S += K Q^T with B = the group's queries (8
+      // columns: q_per_kv heads, the rest a zero row). Tensor work per token and KV head:
+      // 2 rkp D + 2 D 8 flops, against 2 rkp D per query head for the fold.
+      const int UTS = rkp_max + 8;
+      const __half* ut = ab;
+      const __half* qs = ab + recon_ut_halves(D, rkp_max);
+      for (int job = warp; job < ngc * (TT / 16); job += kWarps) {
+        const int gl = job / (TT / 16), mt = job - gl * (TT / 16);
+        const int4 hd = heads[gl * qpk];
+        const int rkp = hd.y;
+        const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+        const int sstride = decode ? 2 * ks : rstride;
+        const uint8_t* row_lo = src + (mt * 16 + grp) * sstride + 4 * tq;
+        const uint8_t* row_hi = row_lo + 8 * sstride;
+        const __half* utg = ut + gl * D * UTS;
+        // Query rows of this lane's ldmatrix address (head lane & 7 of the group, else zero).
+        const int qh = (lane & 7) < qpk ? gl * qpk + (lane & 7) : kHeads;
+        const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
+        const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
+        const __half* cs_hi = cs_lo + 8 * DS;
+        float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        auto job_scores = [&](auto aligned_tag) {
+          constexpr bool kAligned = decltype(aligned_tag)::value;
+#pragma unroll
+          for (int dg = 0; dg < D / 32; ++dg) {
+            float kacc[4][4];
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
+            for (int kk = 0; kk < rkp; kk += 16) {
+              uint32_t a[4];  // L: tokens grp, grp + 8 x ranks kk + 2tq (+1), + 8
+              a[0] = latent_pair<kAligned>(row_lo + 2 * kk);
+              a[1] = latent_pair<kAligned>(row_hi + 2 * kk);
+              a[2] = latent_pair<kAligned>(row_lo + 2 * kk + 16);
+              a[3] = latent_pair<kAligned>(row_hi + 2 * kk + 16);
+#pragma unroll
+              for (int np = 0; np < 2; ++np) {
+                // B: Ut rows = dims dg*32 + np*16 + (0..15), ranks kk + (0..15): matrices (n-tile
+                // 2np, ranks lo), (2np, hi), (2np + 1, lo), (2np + 1, hi).
+                uint32_t b[4];
+                ldmatrix_x4(b, utg + (dg * 32 + np * 16 + (lane >> 4) * 8 + (lane & 7)) * UTS + kk +
+                                   ((lane >> 3) & 1) * 8);
+                mma_16816(kacc[2 * np], a, b[0], b[1]);
+                mma_16816(kacc[2 * np + 1], a, b[2], b[3]);
+              }
+            }
+            // RoPE: pair p = dg*16 + nt*4 + tq of tokens grp (c0, c1) and grp + 8 (c2, c3).
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+              const int p2 = 2 * (dg * 16 + nt * 4);
+              const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
+              const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
+              const float k0 = kacc[nt][0], k1 = kacc[nt][1], k2 = kacc[nt][2], k3 = kacc[nt][3];
+              kacc[nt][0] = k0 * lo.x - k1 * lo.y;
+              kacc[nt][1] = k0 * lo.y + k1 * lo.x;
+              kacc[nt][2] = k2 * hi.x - k3 * hi.y;
+              kacc[nt][3] = k2 * hi.y + k3 * hi.x;
+            }
+            // Q fragments of dims dg*32 .. +31: matrices (k-step 0 lo, hi, k-step 1 lo, hi).
+            uint32_t bq[4];
+            ldmatrix_x4(bq, qrow + dg * 32);
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              uint32_t ka[4];  // rotated keys, n-tiles 2j and 2j + 1, as an A fragment
+              ka[0] = pack_half2(kacc[2 * j][0], kacc[2 * j][1]);
+              ka[1] = pack_half2(kacc[2 * j][2], kacc[2 * j][3]);
+              ka[2] = pack_half2(kacc[2 * j + 1][0], kacc[2 * j + 1][1]);
+              ka[3] = pack_half2(kacc[2 * j + 1][2], kacc[2 * j + 1][3]);
+              mma_16816(sacc, ka, bq[2 * j], bq[2 * j + 1]);
+            }
+          }
+        };
+        if (hd.z != 0) {
+          job_scores(std::true_type{});
+        } else {
+          job_scores(std::false_type{});
+        }
+        // sacc: tokens grp (0, 1) and grp + 8 (2, 3) x the group's heads 2tq, 2tq + 1.
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int hl = 2 * tq + e;
+          if (hl < qpk) {
+            float* dst = sc + (gl * qpk + hl) * TT + mt * 16 + grp;
+            dst[0] = sacc[e];
+            dst[8] = sacc[2 + e];
+          }
+        }
+      }
+    } else {
+    // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
+    // 32-token tiles: the first head's info is read before the CS fragments, and each next head's
+    // during the current one (the alignment branch below waited on this load: 5% of the fold's
+    // warp time). 64-token tiles hold twice the CS fragments and have no registers to spare.
+    constexpr bool kPrefetchHead = MPW == 1;
+    int4 hd_next = kPrefetchHead && hq < nh ? heads[hq] : make_int4(0, 0, 0, 0);
+    uint32_t af[MPW][KSTEPS][4];
+#pragma unroll
+    for (int m = 0; m < MPW; ++m)
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(af[m][kk],
+                    cs + ((MPW * mp + m) * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+    for (int h = hq; h < nh; h += 4) {
+      const int4 hd = kPrefetchHead ? hd_next : heads[h];
+      if (kPrefetchHead && h + 4 < nh) hd_next = heads[h + 4];
+      const int rkp = hd.y;
+      const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+      const int sstride = decode ? 2 * ks : rstride;
+      const bool aligned = hd.z != 0;
+      const uint8_t* row0 = src + (MPW * mp * 16 + grp) * sstride + 4 * tq;
+      const __half* abh = ab + h * rkp_max * DS;
+      float s[MPW][2] = {};  // [m-tile][token grp, grp + 8]
+      // The latent loads are compiled once per alignment (a uniform branch per head) so that the
+      // common 4-byte-aligned case does not also execute the predicated 2-byte path.
+      auto rank_blocks = [&](auto aligned_tag) {
+      constexpr bool kAligned = decltype(aligned_tag)::value;
+      for (int rb0 = 0; rb0 < rkp; rb0 += 16) {
+        // With one m-tile per warp, even and odd k-steps accumulate apart (summed below): four
+        // independent MMA chains instead of two, each half as long.
+        constexpr int KS = MPW == 1 ? 2 : 1;
+        float acc[MPW][2][4], acc_odd[KS == 2 ? MPW : 1][2][4];
+#pragma unroll
+        for (int m = 0; m < MPW; ++m)
+#pragma unroll
+          for (int n = 0; n < 2; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+#pragma unroll
+        for (int m = 0; m < (KS == 2 ? MPW : 1); ++m)
+#pragma unroll
+          for (int n = 0; n < 2; ++n)
+            acc_odd[m][n][0] = acc_odd[m][n][1] = acc_odd[m][n][2] = acc_odd[m][n][3] = 0.0f;
+        const __half* bbase =
+            abh + (rb0 + (lane >> 4) * 8 + (lane & 7)) * DS + ((lane >> 3) & 1) * 8;
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4(b, bbase + kk * 16);
+#pragma unroll
+          for (int m = 0; m < MPW; ++m) {
+            float(&c)[2][4] = KS == 2 && (kk & 1) ? acc_odd[KS == 2 ? m : 0] : acc[m];
+            mma_16816(c[0], af[m][kk], b[0], b[1]);
+            mma_16816(c[1], af[m][kk], b[2], b[3]);
+          }
+        }
+        if (KS == 2) {
+#pragma unroll
+          for (int m = 0; m < MPW; ++m)
+#pragma unroll
+            for (int n = 0; n < 2; ++n)
+#pragma unroll
+              for (int e = 0; e < 4; ++e) acc[m][n][e] += acc_odd[KS == 2 ? m : 0][n][e];
+        }
+        // Scores on tensor cores: score[t] = sum_r Z[t][r] l_t[r] is the diagonal of Z L^T. The two
+        // accumulator tiles of Z (16 tokens x 16 ranks) are, packed to fp16, exactly an A
+        // fragment (FlashAttention-2's reuse of P); B = L^T of the m-tile's tokens 0-7 and 8-15
+        // comes from the same latent words the f32 epilogue read. Only the diagonal is kept: token
+        // grp's score lands in lane (grp, tq = grp / 2) of the first product, token grp + 8's in
+        // that lane of the second. The fp16 rounding of Z adds about 30% to the fold's rounding
+        // error (2.0e-4 -> 2.6e-4 relative output error in a numpy model of the test inputs).
+#pragma unroll
+        for (int m = 0; m < MPW; ++m) {
+          uint32_t za[4];
+          za[0] = pack_half2(acc[m][0][0], acc[m][0][1]);
+          za[1] = pack_half2(acc[m][0][2], acc[m][0][3]);
+          za[2] = pack_half2(acc[m][1][0], acc[m][1][1]);
+          za[3] = pack_half2(acc[m][1][2], acc[m][1][3]);
+          // Ranks rb0 + 2tq, +1 (and + 8) of tokens grp and grp + 8 of m-tile MPW*mp + m.
+          const uint8_t* pl = row0 + m * 16 * sstride + 2 * rb0;
+          const uint8_t* ph = pl + 8 * sstride;
+          float d0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, d1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          mma_16816(d0, za, latent_pair<kAligned>(pl), latent_pair<kAligned>(pl + 16));
+          mma_16816(d1, za, latent_pair<kAligned>(ph), latent_pair<kAligned>(ph + 16));
+          s[m][0] += (grp & 1) ? d0[1] : d0[0];
+          s[m][1] += (grp & 1) ? d1[3] : d1[2];
+        }
+      }
+      };
+      if (aligned) {
+        rank_blocks(std::true_type{});
+      } else {
+        rank_blocks(std::false_type{});
+      }
+#pragma unroll
+      for (int m = 0; m < MPW; ++m) {
+        if (tq == (grp >> 1)) {  // the lane that holds the diagonal (see rank_blocks)
+          sc[h * TT + (MPW * mp + m) * 16 + grp] = s[m][0];
+          sc[h * TT + (MPW * mp + m) * 16 + grp + 8] = s[m][1];
+        }
+      }
+    }
+    }  // fold (not kRecon)
+    __syncthreads();
+    // Single buffer: every read of this tile's rows is behind the barrier above.
+    if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+
+    // Online softmax: warp = head, lane = tokens lane and lane + 32.
+    if (warp < nh) {
+      const float s0 = lane < n_valid ? sc[warp * TT + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
+      float tmax = fmaxf(s0, s1);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      const float new_max = fmaxf(run_max, tmax);
+      const float alpha = exp_ftz(run_max - new_max);
+      const float p0 = lane < n_valid ? exp_ftz(s0 - new_max) : 0.0f;
+      const float p1 = TT > 32 && lane + 32 < n_valid ? exp_ftz(s1 - new_max) : 0.0f;
+      // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
+      // after the last tile).
+      run_sum = run_sum * alpha + (p0 + p1);
+      run_max = new_max;
+      const int64_t row0 =
+          (static_cast<int64_t>(item_index) * batch.tiles_per_item + ((t0 - item.start) >> 5)) *
+              model.n_heads +
+          g0 * qpk + warp;
+      batch.probs[row0 * T + lane] = __float2half_rn(p0);
+      if (lane == 0) batch.tile_max[row0] = new_max;
+      if (TT > 32 && n_valid > T) {
+        const int64_t row1 = row0 + model.n_heads;
+        batch.probs[row1 * T + lane] = __float2half_rn(p1);
+        if (lane == 0) batch.tile_max[row1] = new_max;
+      }
+    }
+    // The next tile's first barrier orders these reads of sc before it is written again.
+  }
+  if (warp < nh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) run_sum += __shfl_xor_sync(0xffffffffu, run_sum, o);
+    if (lane == 0) {
+      float* st =
+          batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + warp) * 2;
+      st[0] = run_max;
+      st[1] = run_sum;
+    }
+  }
+}
+
+FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model) {
+  return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
+                     l.keys_fp16 == 0, l.recon_keys != 0);
+}
+
+size_t fold_smem(const LayerView& l, const ModelView& model) {
+  return fold_layer_layout(l, model).total;
+}
+
+}  // namespace
+}  // namespace kernels
+}  // namespace starkv
