@@ -1,17 +1,29 @@
 // Split mode's fold-the-query score kernel: the mma.sync instances (sm_90 machine code and PTX)
 // and the launch, which takes the wgmma instances (kernels/sm90a/fold_scores_wgmma.cu) where the
 // device and the layer allow. The kernel itself is in kernels/fold_scores_kernel.cuh.
+#include <cstdlib>
+
 #include "kernels/fold_scores_kernel.cuh"
 
 namespace starkv {
 namespace kernels {
 namespace {
 
+// Whether a layer's fold runs on the wgmma instances: head_dim 128, keys folded (not
+// reconstructed), a padded key rank they are instantiated for, a device that runs them, and
+// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison).
+bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
+  static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
+  const int r = l.max_key_rank_pad;
+  return !disabled && model.head_dim == 128 && l.recon_keys == 0 &&
+         (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
+}
+
 template <int NT>
 cudaError_t launch_fold_nt(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                            const void* q, int q_dtype, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
-  const FoldSmem f = fold_layer_layout(l, model);
+  const FoldSmem f = fold_layer_layout(l, model, false);
   const bool small = f.tokens != kFoldTokens;
   if (l.recon_keys != 0) {
     if (model.q_per_kv < 2) return cudaErrorInvalidValue;  // UT holds kHeads / 2 KV heads
@@ -49,18 +61,22 @@ cudaError_t configure_fold_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<8, kFoldTokensSmall, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokensSmall, true>),
   };
-  return allow_dynamic_smem(kernels_used, bytes);
+  const cudaError_t e = allow_dynamic_smem(kernels_used, bytes);
+  return e == cudaSuccess ? configure_fold_wgmma_kernels(bytes) : e;
 }
 
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {
-  return fold_smem(fold_layer, model);
+  return fold_layer_layout(fold_layer, model, fold_uses_wgmma(fold_layer, model)).total;
 }
 
 cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,
                                         const ModelView& model, const AttendBatch& batch,
                                         const void* q, int q_dtype, void* out, int out_dtype,
                                         cudaStream_t stream) {
-  if (batch.n_items > 0) {
+  if (batch.n_items > 0 && fold_uses_wgmma(fold_layer, model)) {
+    const cudaError_t e = launch_fold_wgmma(fold_layer, model, batch, q, q_dtype, stream);
+    if (e != cudaSuccess) return e;
+  } else if (batch.n_items > 0) {
     cudaError_t e = cudaSuccess;
     switch (model.head_dim) {
       case 32:

@@ -70,16 +70,19 @@ __host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
 }
 
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
-                                                     bool decode, bool recon, int tokens,
-                                                     int buffers) {
+                                                     bool decode, bool recon, bool wgmma,
+                                                     int tokens, int buffers) {
   FoldSmem f{};
   f.tokens = tokens;
   f.buffers = buffers;
   size_t o = 0;
-  f.ab = o;  // AB[head][rank][D + 8]; recon: UT[KV head][D][max_rkp + 8], then Q[kHeads + 1][D + 8]
+  // AB[head][rank][D + 8]; wgmma: AB[head] in core-matrix tiles (see the kernel), unpadded;
+  // recon: UT[KV head][D][max_rkp + 8], then Q[kHeads + 1][D + 8]
+  f.ab = o;
   o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
                                                 (kHeads + 1) * static_cast<size_t>(head_dim + 8)
-                                          : kHeads * static_cast<size_t>(max_rkp) * (head_dim + 8)));
+                                          : kHeads * static_cast<size_t>(max_rkp) *
+                                                (head_dim + (wgmma ? 0 : 8))));
   f.cs = o;
   o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
   f.sc = o;
@@ -104,18 +107,20 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
 // SM more than it needs the 64-token tile's fragment reuse (Llama-2-7B-like at 75%: 144 KB at 64
 // tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
 // first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
+// The wgmma kernel's tile is always 64 tokens (the instruction's M): double-buffered, else single.
 __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
-                                                bool decode, bool recon) {
-  const int tokens[4] = {kFoldTokens, kFoldTokensSmall, kFoldTokens, kFoldTokensSmall};
-  const int buffers[4] = {2, 2, 1, 1};
+                                                bool decode, bool recon, bool wgmma = false) {
+  const int tokens[4] = {kFoldTokens, wgmma ? kFoldTokens : kFoldTokensSmall, kFoldTokens,
+                         wgmma ? kFoldTokens : kFoldTokensSmall};
+  const int buffers[4] = {2, wgmma ? 1 : 2, wgmma ? 2 : 1, 1};
   for (int i = 0; i < 4; ++i) {
-    const FoldSmem f =
-        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
+                                        tokens[i], buffers[i]);
     if (f.total <= kFoldSmemTwoPerSm) return f;
   }
   for (int i = 0; i < 4; ++i) {
-    const FoldSmem f =
-        fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, tokens[i], buffers[i]);
+    const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
+                                        tokens[i], buffers[i]);
     if (f.total <= kFoldSmemLimit || i == 3) return f;
   }
   return FoldSmem{};  // not reached
@@ -141,8 +146,10 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
          static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
 }
 
-template <int NT, int TT, bool kRecon>
-__global__ void __launch_bounds__(kThreads, 2)
+// kWgmma (sm_90a, fold only): Z on warpgroup MMAs, N = NR = the layer's padded key rank (see the
+// wgmma block in the tile loop).
+template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16>
+__global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
@@ -172,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int rkp_max = layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
   const bool decode = layer.keys_fp16 == 0;
-  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon);
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma);
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
   __half* cs = reinterpret_cast<__half*>(smem + L.cs);
   float* sc = reinterpret_cast<float*>(smem + L.sc);
@@ -271,7 +278,11 @@ __global__ void __launch_bounds__(kThreads, 2)
           const float q0 = qf[h * D + 2 * i], q1 = qf[h * D + 2 * i + 1];
           const __half* a0 = reinterpret_cast<const __half*>(&u0[b]);
           const __half* a1 = reinterpret_cast<const __half*>(&u1[b]);
-          __half* dst = ab + (h * rkp_max + 8 * u) * DS + 2 * i;
+          // wgmma: rank r = 8u + k and dims 2i, 2i + 1 in core matrices of 8 ranks x 8 dims (128
+          // contiguous bytes), D / 8 of them along the dims per group of 8 ranks.
+          constexpr int kRankStep = kWgmma ? 8 : DS;
+          __half* dst = kWgmma ? ab + (h * rkp_max + 8 * u) * D + (i >> 2) * 64 + 2 * (i & 3)
+                               : ab + (h * rkp_max + 8 * u) * DS + 2 * i;
 #pragma unroll
           for (int k = 0; k < 8; ++k) {
             float a = 0.0f, c = 0.0f;
@@ -280,12 +291,13 @@ __global__ void __launch_bounds__(kThreads, 2)
               a = q0 * x0 + q1 * x1;
               c = q1 * x0 - q0 * x1;
             }
-            *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(a, c);
+            *reinterpret_cast<__half2*>(dst + k * kRankStep) = __floats2half2_rn(a, c);
           }
         }
       }
     }
   }
+  if constexpr (kWgmma) fence_proxy_async_shared();  // AB is read by wgmma (the async proxy)
   __syncthreads();  // qf and hks are read; the CS table may be written
   // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
   {
@@ -505,6 +517,92 @@ __global__ void __launch_bounds__(kThreads, 2)
           }
         }
       }
+    } else if constexpr (kWgmma) {
+      // Warpgroup wg (warps 4wg .. 4wg + 3) scores heads wg, wg + 2, ... over the whole 64-token
+      // tile; warp w4 of it holds tokens 16 w4 .. + 15 (its rows of A and of the accumulators).
+      // Per head: Z (64 tokens x NR ranks) = CS . AB_h as D / 16 wgmma steps, A = the CS
+      // fragments in registers (loaded once per tile), B = AB_h from shared memory (core-matrix
+      // tiles: 128 bytes between the two k halves of a step, D / 8 * 128 between rank groups);
+      // the next head's wgmmas run while this head's scores are summed from the fp32 accumulators
+      // in registers: score[t] = sum_r Z[t][r] l_t[r] (ranks past the head's padded rank are not
+      // read; AB is zero past its rank). Z stays fp32 (the mma.sync path rounds it to fp16).
+      // (Values the branches below depend on are broadcast from lane 0, so that the compiler
+      // sees them warp-uniform and keeps the wgmmas asynchronous instead of serializing them.)
+      const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
+      uint32_t af[KSTEPS][4];
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(af[kk], cs + (w4 * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+      const uint32_t ab_addr = static_cast<uint32_t>(__cvta_generic_to_shared(ab));
+      float acc[2][NR / 2];
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int e = 0; e < NR / 2; ++e) acc[b][e] = 0.0f;
+      auto issue = [&](int h, float(&d)[NR / 2]) {
+        wgmma_pin(d);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; ++kk)
+          wgmma_m64k16<NR>(d, af[kk],
+                           wgmma_desc(ab_addr + 2 * (h * NR * D + kk * 128), 128, (D / 8) * 128),
+                           kk > 0 ? 1 : 0);
+        wgmma_commit();
+      };
+      auto score = [&](int h, float(&d)[NR / 2]) {
+        // (A head past the chunk's, h >= nh: its wgmmas ran on whatever AB holds there; nothing
+        // is read for it (rank 0) and nothing written.)
+        const int4 hl = h < nh ? heads[h] : make_int4(0, 0, 1, 0);
+        const int4 hd = make_int4(hl.x, __shfl_sync(0xffffffffu, hl.y, 0),
+                                  __shfl_sync(0xffffffffu, hl.z, 0), 0);
+        const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
+        const int sstride = decode ? 2 * ks : rstride;
+        const uint8_t* p0 = src + (w4 * 16 + grp) * sstride + 4 * tq;  // ranks 2tq, 2tq + 1
+        const uint8_t* p1 = p0 + 8 * sstride;                          // token grp + 8
+        float s0 = 0.0f, s1 = 0.0f;
+        auto sum = [&](auto aligned_tag) {
+          constexpr bool kAligned = decltype(aligned_tag)::value;
+#pragma unroll
+          for (int j = 0; j < NR / 8; ++j) {
+            if (8 * j < hd.y) {
+              const uint32_t w0 = latent_pair<kAligned>(p0 + 16 * j);
+              const uint32_t w1 = latent_pair<kAligned>(p1 + 16 * j);
+              const float2 l0 = __half22float2(*reinterpret_cast<const __half2*>(&w0));
+              const float2 l1 = __half22float2(*reinterpret_cast<const __half2*>(&w1));
+              s0 = fmaf(d[4 * j], l0.x, fmaf(d[4 * j + 1], l0.y, s0));
+              s1 = fmaf(d[4 * j + 2], l1.x, fmaf(d[4 * j + 3], l1.y, s1));
+            }
+          }
+        };
+        if (hd.z != 0) {
+          sum(std::true_type{});
+        } else {
+          sum(std::false_type{});
+        }
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) {
+          s0 += __shfl_xor_sync(0xffffffffu, s0, o);
+          s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+        }
+        if (tq == 0 && h < nh) {
+          sc[h * TT + w4 * 16 + grp] = s0;
+          sc[h * TT + w4 * 16 + grp + 8] = s1;
+        }
+      };
+      // Always kHeads / 2 heads per warpgroup, so that no branch separates a wgmma from its wait
+      // (the compiler serializes wgmmas across data-dependent branches).
+      issue(wg, acc[0]);
+#pragma unroll
+      for (int i = 0; i < kHeads / 2; ++i) {
+        if (i + 1 < kHeads / 2) {
+          issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
+          wgmma_wait<1>();
+        } else {
+          wgmma_wait<0>();
+        }
+        wgmma_pin(acc[i & 1]);
+        score(wg + 2 * i, acc[i & 1]);
+      }
     } else {
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
     // 32-token tiles: the first head's info is read before the CS fragments, and each next head's
@@ -652,13 +750,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model) {
+FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model, bool wgmma) {
   return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
-                     l.keys_fp16 == 0, l.recon_keys != 0);
-}
-
-size_t fold_smem(const LayerView& l, const ModelView& model) {
-  return fold_layer_layout(l, model).total;
+                     l.keys_fp16 == 0, l.recon_keys != 0, wgmma);
 }
 
 }  // namespace

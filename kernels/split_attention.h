@@ -33,5 +33,14 @@ inline cudaError_t allow_dynamic_smem(const void* const (&kernels)[N], int bytes
 cudaError_t configure_fold_kernels(int bytes);   // fold_scores.cu
 cudaError_t configure_value_kernels(int bytes);  // split_values.cu
 
+// The fold kernel's wgmma instances (sm90a/fold_scores_wgmma.cu, sm_90a machine code only, head_dim
+// 128, padded key rank 16, 32, 48 or 64). configure_fold_wgmma_kernels also records whether the
+// current device runs them (a device that cannot is not an error); fold_wgmma_ready says so.
+cudaError_t configure_fold_wgmma_kernels(int bytes);
+bool fold_wgmma_ready();
+cudaError_t launch_fold_wgmma(const LayerView& fold_layer, const ModelView& model,
+                              const AttendBatch& batch, const void* q, int q_dtype,
+                              cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace starkv

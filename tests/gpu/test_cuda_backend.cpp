@@ -613,6 +613,56 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
                                            FoldTileCase{16, 30, 600, 16, 16, 64},
                                            FoldTileCase{16, 30, 600, 3, 4, 16}));
 
+// ---- the fold kernel's wgmma instances (sm_90a) -------------------------------------------------
+// On an H100 / H200 the fold of a head_dim-128 layer whose keys are folded (MHA, or GQA with
+// STARKV_NO_RECON) runs on warpgroup MMAs (kernels/sm90a/fold_scores_wgmma.cu) when the layer's
+// padded key rank is 16, 32, 48 or 64; elsewhere these cases take the mma.sync kernel. Each padded
+// rank, heads of unequal and odd ranks (latents at 2-byte offsets, padding ranks past a head's
+// rank), a last chunk of fewer than 8 heads, fp16 and 3/4-bit keys, pages that tiles cross. The
+// tolerances are the other split-path tests': Z stays fp32 here, so the errors are no larger.
+
+struct WgmmaFoldCase {
+  int32_t H, top_rank, inlier, outlier, page_tokens;
+};
+void PrintTo(const WgmmaFoldCase& c, std::ostream* os) {
+  *os << "H=" << c.H << " MHA, key ranks up to " << c.top_rank << ", " << c.inlier << "/"
+      << c.outlier << " bits, page " << c.page_tokens;
+}
+
+class CudaFoldWgmma : public ::testing::TestWithParam<WgmmaFoldCase> {};
+
+TEST_P(CudaFoldWgmma, MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const WgmmaFoldCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.H;
+  spec.G = c.H;
+  spec.D = 128;
+  spec.key_ranks.resize(static_cast<size_t>(c.H));
+  for (int32_t g = 0; g < c.H; ++g)  // top, top - 3, top - 6, top, ...: odd and even ranks
+    spec.key_ranks[static_cast<size_t>(g)] = std::max(1, c.top_rank - 3 * (g % 3));
+  spec.value_ranks = {300};
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
+  spec.n_layers = 1;
+  Twin twin(spec, 83u + static_cast<uint32_t>(c.H + c.top_rank + c.inlier), c.page_tokens,
+            4096 / c.page_tokens * 3);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append_latents(seqs, 1500, 37u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {1500, 65, 1}, 41u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
+                                2.0f);
+  EXPECT_LE(rel_error(gpu, cpu), c.inlier == 16 ? 1e-3 : 2e-3)
+      << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldWgmma,
+                         ::testing::Values(WgmmaFoldCase{12, 13, 16, 16, 64},
+                                           WgmmaFoldCase{12, 29, 3, 4, 64},
+                                           WgmmaFoldCase{16, 45, 16, 16, 16},
+                                           WgmmaFoldCase{20, 64, 3, 4, 64},
+                                           WgmmaFoldCase{12, 32, 16, 16, 16}));
+
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
 struct QuantCase {

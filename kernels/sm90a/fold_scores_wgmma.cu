@@ -1,0 +1,73 @@
+// The fold kernel's wgmma instances (kernels/fold_scores_kernel.cuh, kWgmma): built for sm_90a only
+// (the warpgroup MMA instructions exist on no other target), as their own object library (see
+// CMakeLists.txt). configure_fold_wgmma_kernels finds out whether the current device can run them
+// (an sm_90a image loads on compute capability 9.0 only); kernels/fold_scores.cu launches them
+// where it can and the layer's shape has an instance.
+#include <atomic>
+
+#include "kernels/fold_scores_kernel.cuh"
+
+namespace starkv {
+namespace kernels {
+namespace {
+
+constexpr int kMaxDevices = 64;
+std::atomic<int> g_wgmma_ready[kMaxDevices];  // per device: 1 when the instances run there
+
+template <int NR>
+cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const AttendBatch& batch,
+                            const void* q, int q_dtype, cudaStream_t stream) {
+  const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
+  const FoldSmem f = fold_layer_layout(l, model, true);
+  fold_scores_kernel<16, kFoldTokens, false, true, NR>
+      <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t configure_fold_wgmma_kernels(int bytes) {
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  const void* const kernels_used[] = {
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 16>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64>),
+  };
+  e = allow_dynamic_smem(kernels_used, bytes);
+  const bool runs = e == cudaSuccess;
+  if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction ||
+      e == cudaErrorInvalidKernelImage) {
+    (void)cudaGetLastError();  // not an error: this device takes the mma.sync instances
+    e = cudaSuccess;
+  }
+  if (device >= 0 && device < kMaxDevices) g_wgmma_ready[device].store(runs ? 1 : 0);
+  return e;
+}
+
+bool fold_wgmma_ready() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) return false;
+  return g_wgmma_ready[device].load() == 1;
+}
+
+cudaError_t launch_fold_wgmma(const LayerView& l, const ModelView& model, const AttendBatch& batch,
+                              const void* q, int q_dtype, cudaStream_t stream) {
+  switch (l.max_key_rank_pad) {
+    case 16:
+      return launch_wgmma_nr<16>(l, model, batch, q, q_dtype, stream);
+    case 32:
+      return launch_wgmma_nr<32>(l, model, batch, q, q_dtype, stream);
+    case 48:
+      return launch_wgmma_nr<48>(l, model, batch, q, q_dtype, stream);
+    case 64:
+      return launch_wgmma_nr<64>(l, model, batch, q, q_dtype, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace kernels
+}  // namespace starkv
