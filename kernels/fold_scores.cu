@@ -9,13 +9,16 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-// Whether a layer's fold runs on the wgmma instances: head_dim 128, keys folded (not
+// Whether a layer's fold runs on the wgmma instances: head_dim 128, fp16 keys folded (not
 // reconstructed), a padded key rank they are instantiated for, a device that runs them, and
-// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison).
+// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys add the
+// decoded tile, so their 64-token layout leaves one CTA per SM where the mma.sync kernel's
+// 32-token tiles run two, and that measured faster (Llama-2-7B-like layer, 75%, 4/3 bits, batch
+// 16 x 32K: 1948 against 2158 us; bench/RESULTS.md, sixth session).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
-  return !disabled && model.head_dim == 128 && l.recon_keys == 0 &&
+  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && l.keys_fp16 != 0 &&
          (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
 }
 

@@ -614,12 +614,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
                                            FoldTileCase{16, 30, 600, 3, 4, 16}));
 
 // ---- the fold kernel's wgmma instances (sm_90a) -------------------------------------------------
-// On an H100 / H200 the fold of a head_dim-128 layer whose keys are folded (MHA, or GQA with
+// On an H100 / H200 the fold of a head_dim-128 layer whose fp16 keys are folded (MHA, or GQA with
 // STARKV_NO_RECON) runs on warpgroup MMAs (kernels/sm90a/fold_scores_wgmma.cu) when the layer's
-// padded key rank is 16, 32, 48 or 64; elsewhere these cases take the mma.sync kernel. Each padded
-// rank, heads of unequal and odd ranks (latents at 2-byte offsets, padding ranks past a head's
-// rank), a last chunk of fewer than 8 heads, fp16 and 3/4-bit keys, pages that tiles cross. The
-// tolerances are the other split-path tests': Z stays fp32 here, so the errors are no larger.
+// padded key rank is 16, 32, 48 or 64; elsewhere, and for quantized keys (the last case), the
+// mma.sync kernel runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte
+// offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages that tiles
+// cross. The tolerances are the other split-path tests': Z stays fp32 here, so the errors are no
+// larger.
 
 struct WgmmaFoldCase {
   int32_t H, top_rank, inlier, outlier, page_tokens;
@@ -658,10 +659,11 @@ TEST_P(CudaFoldWgmma, MatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldWgmma,
                          ::testing::Values(WgmmaFoldCase{12, 13, 16, 16, 64},
-                                           WgmmaFoldCase{12, 29, 3, 4, 64},
+                                           WgmmaFoldCase{12, 29, 16, 16, 64},
                                            WgmmaFoldCase{16, 45, 16, 16, 16},
-                                           WgmmaFoldCase{20, 64, 3, 4, 64},
-                                           WgmmaFoldCase{12, 32, 16, 16, 16}));
+                                           WgmmaFoldCase{20, 64, 16, 16, 64},
+                                           WgmmaFoldCase{12, 32, 16, 16, 16},
+                                           WgmmaFoldCase{20, 29, 3, 4, 64}));
 
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
