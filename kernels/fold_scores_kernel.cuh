@@ -533,20 +533,23 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; ++kk)
         ldmatrix_x4(af[kk], cs + (w4 * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
-      const uint32_t ab_addr = static_cast<uint32_t>(__cvta_generic_to_shared(ab));
+      // B descriptors: head h's k-step kk starts (h NR D + 128 kk) halves into AB; the start
+      // address is the low field (in 16-byte units, no carry out: shared addresses < 256 KB), so
+      // each is the base descriptor plus a constant.
+      const uint64_t ab_desc = wgmma_desc(static_cast<uint32_t>(__cvta_generic_to_shared(ab)), 128,
+                                          (D / 8) * 128);
       float acc[2][NR / 2];
 #pragma unroll
       for (int b = 0; b < 2; ++b)
 #pragma unroll
         for (int e = 0; e < NR / 2; ++e) acc[b][e] = 0.0f;
       auto issue = [&](int h, float(&d)[NR / 2]) {
+        const uint64_t head_desc = ab_desc + static_cast<uint64_t>(h * (NR * D / 8));
         wgmma_pin(d);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; ++kk)
-          wgmma_m64k16<NR>(d, af[kk],
-                           wgmma_desc(ab_addr + 2 * (h * NR * D + kk * 128), 128, (D / 8) * 128),
-                           kk > 0 ? 1 : 0);
+          wgmma_m64k16<NR>(d, af[kk], head_desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
         wgmma_commit();
       };
       auto score = [&](int h, float(&d)[NR / 2]) {
@@ -559,34 +562,40 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         const int sstride = decode ? 2 * ks : rstride;
         const uint8_t* p0 = src + (w4 * 16 + grp) * sstride + 4 * tq;  // ranks 2tq, 2tq + 1
         const uint8_t* p1 = p0 + 8 * sstride;                          // token grp + 8
-        float s0 = 0.0f, s1 = 0.0f;
-        auto sum = [&](auto aligned_tag) {
+        // All of the head's latent words first (zero past its padded rank, where Z is zero too:
+        // no branch), then two independent FMA chains per token.
+        uint32_t w0[NR / 8], w1[NR / 8];
+        auto load = [&](auto aligned_tag) {
           constexpr bool kAligned = decltype(aligned_tag)::value;
 #pragma unroll
           for (int j = 0; j < NR / 8; ++j) {
-            if (8 * j < hd.y) {
-              const uint32_t w0 = latent_pair<kAligned>(p0 + 16 * j);
-              const uint32_t w1 = latent_pair<kAligned>(p1 + 16 * j);
-              const float2 l0 = __half22float2(*reinterpret_cast<const __half2*>(&w0));
-              const float2 l1 = __half22float2(*reinterpret_cast<const __half2*>(&w1));
-              s0 = fmaf(d[4 * j], l0.x, fmaf(d[4 * j + 1], l0.y, s0));
-              s1 = fmaf(d[4 * j + 2], l1.x, fmaf(d[4 * j + 3], l1.y, s1));
-            }
+            const bool in = 8 * j < hd.y;
+            w0[j] = in ? latent_pair<kAligned>(p0 + 16 * j) : 0u;
+            w1[j] = in ? latent_pair<kAligned>(p1 + 16 * j) : 0u;
           }
         };
         if (hd.z != 0) {
-          sum(std::true_type{});
+          load(std::true_type{});
         } else {
-          sum(std::false_type{});
+          load(std::false_type{});
         }
+        float s0[2] = {0.0f, 0.0f}, s1[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < NR / 8; ++j) {
+          const float2 l0 = __half22float2(*reinterpret_cast<const __half2*>(&w0[j]));
+          const float2 l1 = __half22float2(*reinterpret_cast<const __half2*>(&w1[j]));
+          s0[j & 1] = fmaf(d[4 * j], l0.x, fmaf(d[4 * j + 1], l0.y, s0[j & 1]));
+          s1[j & 1] = fmaf(d[4 * j + 2], l1.x, fmaf(d[4 * j + 3], l1.y, s1[j & 1]));
+        }
+        float t0 = s0[0] + s0[1], t1 = s1[0] + s1[1];
 #pragma unroll
         for (int o = 1; o < 4; o <<= 1) {
-          s0 += __shfl_xor_sync(0xffffffffu, s0, o);
-          s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+          t0 += __shfl_xor_sync(0xffffffffu, t0, o);
+          t1 += __shfl_xor_sync(0xffffffffu, t1, o);
         }
         if (tq == 0 && h < nh) {
-          sc[h * TT + w4 * 16 + grp] = s0;
-          sc[h * TT + w4 * 16 + grp + 8] = s1;
+          sc[h * TT + w4 * 16 + grp] = t0;
+          sc[h * TT + w4 * 16 + grp + 8] = t1;
         }
       };
       // Always kHeads / 2 heads per warpgroup, so that no branch separates a wgmma from its wait
