@@ -562,8 +562,11 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         const int sstride = decode ? 2 * ks : rstride;
         const uint8_t* p0 = src + (w4 * 16 + grp) * sstride + 4 * tq;  // ranks 2tq, 2tq + 1
         const uint8_t* p1 = p0 + 8 * sstride;                          // token grp + 8
-        // All of the head's latent words first (zero past its padded rank, where Z is zero too:
-        // no branch), then two independent FMA chains per token.
+        // Scores on tensor cores, as the mma.sync path does: per 16 ranks, the two n8 tiles of
+        // the accumulators packed to fp16 are an A fragment (tokens x ranks), and Z L^T with B =
+        // the tokens' latents (loaded first: zero past the head's padded rank, where Z is zero
+        // too) has the scores on its diagonal: token grp's in lane (grp, grp / 2) of the first
+        // product, token grp + 8's in that lane of the second.
         uint32_t w0[NR / 8], w1[NR / 8];
         auto load = [&](auto aligned_tag) {
           constexpr bool kAligned = decltype(aligned_tag)::value;
@@ -579,21 +582,21 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         } else {
           load(std::false_type{});
         }
-        float s0[2] = {0.0f, 0.0f}, s1[2] = {0.0f, 0.0f};
+        float t0 = 0.0f, t1 = 0.0f;
 #pragma unroll
-        for (int j = 0; j < NR / 8; ++j) {
-          const float2 l0 = __half22float2(*reinterpret_cast<const __half2*>(&w0[j]));
-          const float2 l1 = __half22float2(*reinterpret_cast<const __half2*>(&w1[j]));
-          s0[j & 1] = fmaf(d[4 * j], l0.x, fmaf(d[4 * j + 1], l0.y, s0[j & 1]));
-          s1[j & 1] = fmaf(d[4 * j + 2], l1.x, fmaf(d[4 * j + 3], l1.y, s1[j & 1]));
+        for (int b = 0; b < NR / 16; ++b) {
+          uint32_t za[4];
+          za[0] = pack_half2(d[8 * b], d[8 * b + 1]);
+          za[1] = pack_half2(d[8 * b + 2], d[8 * b + 3]);
+          za[2] = pack_half2(d[8 * b + 4], d[8 * b + 5]);
+          za[3] = pack_half2(d[8 * b + 6], d[8 * b + 7]);
+          float e0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          mma_16816(e0, za, w0[2 * b], w0[2 * b + 1]);
+          mma_16816(e1, za, w1[2 * b], w1[2 * b + 1]);
+          t0 += (grp & 1) ? e0[1] : e0[0];
+          t1 += (grp & 1) ? e1[3] : e1[2];
         }
-        float t0 = s0[0] + s0[1], t1 = s1[0] + s1[1];
-#pragma unroll
-        for (int o = 1; o < 4; o <<= 1) {
-          t0 += __shfl_xor_sync(0xffffffffu, t0, o);
-          t1 += __shfl_xor_sync(0xffffffffu, t1, o);
-        }
-        if (tq == 0 && h < nh) {
+        if (tq == (grp >> 1) && h < nh) {
           sc[h * TT + w4 * 16 + grp] = t0;
           sc[h * TT + w4 * 16 + grp + 8] = t1;
         }
