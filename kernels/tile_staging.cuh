@@ -144,13 +144,8 @@ __device__ __forceinline__ void stage_at_cursor(const LayerView& layer, const Ro
           rc.src;
       uint8_t* to = raw + rc.dst;
       const int from_step = rc.t_step * layer.row_bytes, to_step = rc.t_step * raw_stride(layer);
-      // Each copy's addresses from the first one's (not incremented in place): a cp.async reads
-      // its address registers late, so rewriting them for the next copy stalled every iteration
-      // until the previous copy had issued (5% of the wgmma fold's warp samples).
-      const int n_copies = rc.t_first < n_tok ? (n_tok - rc.t_first + rc.t_step - 1) / rc.t_step : 0;
-#pragma unroll 4
-      for (int k = 0; k < n_copies; ++k)
-        cp_async_16(to + k * to_step, from + static_cast<int64_t>(k) * from_step);
+      for (int t = rc.t_first; t < n_tok; t += rc.t_step, from += from_step, to += to_step)
+        cp_async_16(to, from);
     }
   } else {
     stage_rows(layer, pages, pt, t0, n_tok, pb, raw);
