@@ -619,8 +619,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // padded key rank is 16, 32, 48 or 64; elsewhere, and for quantized keys (the last case), the
 // mma.sync kernel runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte
 // offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages that tiles
-// cross. The tolerances are the other split-path tests': Z stays fp32 here, so the errors are no
-// larger.
+// cross. The tolerances are the other split-path tests' (the scores round Z to fp16 as there).
 
 struct WgmmaFoldCase {
   int32_t H, top_rank, inlier, outlier, page_tokens;
