@@ -14,7 +14,7 @@ namespace {
 // STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys add the
 // decoded tile, so their 64-token layout leaves one CTA per SM where the mma.sync kernel's
 // 32-token tiles run two, and that measured faster (Llama-2-7B-like layer, 75%, 4/3 bits, batch
-// 16 x 32K: 1948 against 2158 us; bench/RESULTS.md, sixth session).
+// 16 x 32K: 1948 against 2156-2160 us; bench/RESULTS.md, sixth session).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
