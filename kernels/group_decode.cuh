@@ -93,6 +93,15 @@ __device__ __forceinline__ int plan_kind(int sb, int bits) {
   return kPlanGeneric;
 }
 
+// Halves [k0, k1) of z, the rest +0.
+__device__ __forceinline__ uint4 keep_halves(uint4 z, int k0, int k1) {
+  z.x &= halves_below(k1, 0) & ~halves_below(k0, 0);
+  z.y &= halves_below(k1, 1) & ~halves_below(k0, 1);
+  z.z &= halves_below(k1, 2) & ~halves_below(k0, 2);
+  z.w &= halves_below(k1, 3) & ~halves_below(k0, 3);
+  return z;
+}
+
 // Decodes layer channels [c_first, c_first + 8) of one token from its staged row r (row byte b at
 // b + shift, scales at their offset + scale_shift) into 8 halves; channels at or past c_end and
 // invalid tokens give +0. The channels are taken block by block (a warp-uniform loop; usually one
@@ -177,6 +186,7 @@ __device__ inline GroupPlan plan_group(const LayerView& layer, int shift, int sc
     if (k1 >= n) {
       const int kind = plan_kind(b.storage_bits, b.bits);
       if (seg == 0) g.a.w = kind;  // k0 = 0 here
+      // (g.a.y >> 16: the first segment's storage_bits | bits << 8; both 4 for a 4-bit block.)
       if (seg == 1 && ((g.a.y >> 16) & 0xffff) == (4 | 4 << 8)) {
         if (kind == kPlanSb3) g.a.w = kPlanSb4Sb3;
         if (kind == kPlanSb4) g.a.w = kPlanSb4Sb4;
@@ -202,19 +212,11 @@ __device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, u
     out = z;
     return;
   }
-  out.x |= z.x & halves_below(k1, 0) & ~halves_below(k0, 0);
-  out.y |= z.y & halves_below(k1, 1) & ~halves_below(k0, 1);
-  out.z |= z.z & halves_below(k1, 2) & ~halves_below(k0, 2);
-  out.w |= z.w & halves_below(k1, 3) & ~halves_below(k0, 3);
-}
-
-// Halves [k0, k1) of z (the rest +0), as decode_segment keeps them.
-__device__ __forceinline__ uint4 keep_halves(uint4 z, int k0, int k1) {
-  z.x &= halves_below(k1, 0) & ~halves_below(k0, 0);
-  z.y &= halves_below(k1, 1) & ~halves_below(k0, 1);
-  z.z &= halves_below(k1, 2) & ~halves_below(k0, 2);
-  z.w &= halves_below(k1, 3) & ~halves_below(k0, 3);
-  return z;
+  const uint4 m = keep_halves(z, k0, k1);
+  out.x |= m.x;
+  out.y |= m.y;
+  out.z |= m.z;
+  out.w |= m.w;
 }
 
 // decode_segment for a segment in layout (kSb <= 4, kBits) known at compile time: the same window,
