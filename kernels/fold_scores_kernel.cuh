@@ -62,8 +62,13 @@ constexpr size_t kFoldSmemLimit = 232448;
 constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
 
 // Reconstructing keys (recon): the up-projections of up to kReconKvHeads KV heads per chunk (a
-// chunk holds 8 / q_per_kv of them, q_per_kv >= 2) and the chunk's queries, in place of AB.
-constexpr int kReconKvHeads = kHeads / 2;
+// model chunk holds 8 / q_per_kv of them, q_per_kv >= 2; a wide chunk, DeviceLayer::
+// wide_recon_view, 4) and the chunk's queries (up to kFoldMaxHeads), in place of AB.
+constexpr int kReconKvHeads = kReconKvHeadsPerCta;
+static_assert(kFoldMaxHeads % kWarps == 0, "the softmax gives each warp the same head count");
+
+// Query heads a CTA may score: recon, up to a wide chunk's; else one chunk's (kHeads).
+__host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kFoldMaxHeads : kHeads; }
 
 __host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
   return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + 8);
@@ -77,16 +82,17 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   f.buffers = buffers;
   size_t o = 0;
   // AB[head][rank][D + 8]; wgmma: AB[head] in core-matrix tiles (see the kernel), unpadded;
-  // recon: UT[KV head][D][max_rkp + 8], then Q[kHeads + 1][D + 8]
+  // recon: UT[KV head][D][max_rkp + 8], then Q[kFoldMaxHeads + 1][D + 8]
   f.ab = o;
   o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
-                                                (kHeads + 1) * static_cast<size_t>(head_dim + 8)
+                                                (kFoldMaxHeads + 1) *
+                                                    static_cast<size_t>(head_dim + 8)
                                           : kHeads * static_cast<size_t>(max_rkp) *
                                                 (head_dim + (wgmma ? 0 : 8))));
   f.cs = o;
   o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
   f.sc = o;
-  o = align16(o + sizeof(float) * kHeads * tokens);
+  o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens);
   f.raw = o;
   o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
               64);  // + read slack
@@ -98,7 +104,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + (decode ? sizeof(int4) * kHeads * static_cast<size_t>(max_rkp / 8) * (tokens / 32)
                           : 0));
   f.heads = o;  // per query head of the chunk: latent offset, padded rank, alignment
-  o = align16(o + sizeof(int4) * kHeads);
+  o = align16(o + sizeof(int4) * fold_max_heads(recon));
   f.total = o;
   return f;
 }
@@ -211,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   if (kRecon) {
     // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
     // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
-    // permuted dims (B fragments of the score MMA), row kHeads zero (padding heads of a group).
+    // permuted dims (B fragments of the score MMA), row kFoldMaxHeads zero (padding heads of a group).
     const int UTS = rkp_max + 8;
     __half* ut = ab;
     __half* qs = ab + recon_ut_halves(D, rkp_max);
@@ -237,7 +243,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         }
       }
     }
-    for (int idx = tid; idx < (kHeads + 1) * D; idx += kThreads) {
+    for (int idx = tid; idx < (kFoldMaxHeads + 1) * D; idx += kThreads) {
       const int h = idx / D, d = idx - h * D;
       float v = 0.0f;
       if (h < nh) {
@@ -375,7 +381,15 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     const int off = decode ? 2 * hk.x : layer.key_row_offset[g] - pb.x;
     heads[h] = make_int4(off, hk.z, (off & 3) == 0 ? 1 : 0, 0);
   }
-  float run_max = -INFINITY, run_sum = 0.0f;  // of head `warp`; run_sum: this lane's tokens
+  // The softmax's heads: warp w takes heads w, w + 8, ... (one, unless a wide recon chunk has more
+  // than 8); per head the running max and this lane's share of the running sum.
+  constexpr int kHeadsPerWarp = fold_max_heads(kRecon) / kWarps;
+  float run_max[kHeadsPerWarp], run_sum[kHeadsPerWarp];
+#pragma unroll
+  for (int j = 0; j < kHeadsPerWarp; ++j) {
+    run_max[j] = -INFINITY;
+    run_sum[j] = 0.0f;
+  }
   PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
   const RowCopier copier(layer, make_int4(pb.x, pb.y, 0, 0));
   __syncthreads();
@@ -446,7 +460,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         const uint8_t* row_hi = row_lo + 8 * sstride;
         const __half* utg = ut + gl * D * UTS;
         // Query rows of this lane's ldmatrix address (head lane & 7 of the group, else zero).
-        const int qh = (lane & 7) < qpk ? gl * qpk + (lane & 7) : kHeads;
+        const int qh = (lane & 7) < qpk ? gl * qpk + (lane & 7) : kFoldMaxHeads;
         const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
         const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
         const __half* cs_hi = cs_lo + 8 * DS;
@@ -723,24 +737,27 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
-    if (warp < nh) {
-      const float s0 = lane < n_valid ? sc[warp * TT + lane] : -INFINITY;
-      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[warp * TT + 32 + lane] : -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kHeadsPerWarp; ++j) {
+      const int h = warp + j * kWarps;
+      if (h >= nh) break;
+      const float s0 = lane < n_valid ? sc[h * TT + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[h * TT + 32 + lane] : -INFINITY;
       float tmax = fmaxf(s0, s1);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
-      const float new_max = fmaxf(run_max, tmax);
-      const float alpha = exp_ftz(run_max - new_max);
+      const float new_max = fmaxf(run_max[j], tmax);
+      const float alpha = exp_ftz(run_max[j] - new_max);
       const float p0 = lane < n_valid ? exp_ftz(s0 - new_max) : 0.0f;
       const float p1 = TT > 32 && lane + 32 < n_valid ? exp_ftz(s1 - new_max) : 0.0f;
       // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
       // after the last tile).
-      run_sum = run_sum * alpha + (p0 + p1);
-      run_max = new_max;
+      run_sum[j] = run_sum[j] * alpha + (p0 + p1);
+      run_max[j] = new_max;
       const int64_t row0 =
           (static_cast<int64_t>(item_index) * batch.tiles_per_item + ((t0 - item.start) >> 5)) *
               model.n_heads +
-          g0 * qpk + warp;
+          g0 * qpk + h;
       batch.probs[row0 * T + lane] = __float2half_rn(p0);
       if (lane == 0) batch.tile_max[row0] = new_max;
       if (TT > 32 && n_valid > T) {
@@ -751,14 +768,18 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     }
     // The next tile's first barrier orders these reads of sc before it is written again.
   }
-  if (warp < nh) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) run_sum += __shfl_xor_sync(0xffffffffu, run_sum, o);
+  for (int j = 0; j < kHeadsPerWarp; ++j) {
+    const int h = warp + j * kWarps;
+    if (h >= nh) break;
+    float sum = run_sum[j];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (lane == 0) {
       float* st =
-          batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + warp) * 2;
-      st[0] = run_max;
-      st[1] = run_sum;
+          batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + h) * 2;
+      st[0] = run_max[j];
+      st[1] = sum;
     }
   }
 }

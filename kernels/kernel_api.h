@@ -16,6 +16,10 @@ constexpr int kAttnTileTokens = 32;
 constexpr int kAttnValueChannels = 1024;
 constexpr int kAttnHeadsPerCta = 8;    // query heads per CTA: the n8 of the value MMA
 constexpr int kScoreHeadsPerCta = 32;  // query heads per CTA of the split mode's score kernel
+// KV heads whose keys one fold CTA reconstructs (recon_keys): its up-projections fill the shared
+// memory the folded queries take otherwise. A chunk of them holds up to 4 x 8 = 32 query heads.
+constexpr int kReconKvHeadsPerCta = kAttnHeadsPerCta / 2;
+constexpr int kFoldMaxHeads = kReconKvHeadsPerCta * kAttnHeadsPerCta;
 
 // One block of a row (row_layout.h BlockLayout, flattened for the device).
 struct DevBlock {

@@ -510,6 +510,44 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     }
     fold_view.raw_value_bytes = slack + odd_units(raw_keys + slack + scale_bytes);
     fold_view.max_value_parts = v.max_value_parts;
+
+    // Wide chunks for reconstructed fp16 keys (DeviceLayer::wide_recon_view): each stages the byte
+    // span of its KV heads' latents, with zero slack for the reads up to a head's padded rank
+    // (as above).
+    if (model.view.q_per_kv >= 2 && fold_view.keys_fp16) {
+      const int32_t wgc = kernels::kReconKvHeadsPerCta;
+      const int32_t n_wide = (G + wgc - 1) / wgc;
+      std::vector<kernels::ChunkInfo> wide(static_cast<size_t>(n_wide), kernels::ChunkInfo{0, 0, 0, 0});
+      int32_t wide_keys = 0, wide_slack = 0;
+      for (int32_t c = 0; c < n_wide; ++c) {
+        int32_t lo = INT32_MAX, hi = 0;
+        for (int32_t g = c * wgc; g < std::min(G, (c + 1) * wgc); ++g) {
+          lo = std::min(lo, row_offset[static_cast<size_t>(g)]);
+          hi = std::max(hi, row_offset[static_cast<size_t>(g)] +
+                                2 * head_keys[static_cast<size_t>(g)].y);
+        }
+        wide[static_cast<size_t>(c)] = kernels::ChunkInfo{lo / 16 * 16, round_up(hi, 16), 0, 0};
+        wide_keys = std::max(wide_keys, round_up(hi, 16) - lo / 16 * 16);
+      }
+      for (int32_t c = 0; c < n_wide; ++c) {
+        for (int32_t g = c * wgc; g < std::min(G, (c + 1) * wgc); ++g) {
+          const int32_t end = row_offset[static_cast<size_t>(g)] -
+                              wide[static_cast<size_t>(c)].x +
+                              2 * head_keys[static_cast<size_t>(g)].z;
+          wide_slack = std::max(wide_slack, round_up(end - wide_keys, 16));
+        }
+      }
+      wide_recon_part_bytes = upload(wide, stream);
+      wide_recon_view = fold_view;
+      wide_recon_view.n_chunks = n_wide;
+      wide_recon_view.kv_heads_per_chunk = wgc;
+      wide_recon_view.part_bytes = wide_recon_part_bytes.get<int4>();
+      wide_recon_view.max_value_parts = 1;
+      wide_recon_view.raw_key_bytes = wide_keys;
+      wide_recon_view.raw_value_bytes =
+          wide_slack + odd_units(wide_keys + wide_slack + scale_bytes);
+      has_wide_recon_view = true;
+    }
   }
   v.value_block_bytes = value_block_bytes.get<int4>();
   scores_view.value_block_bytes = v.value_block_bytes;

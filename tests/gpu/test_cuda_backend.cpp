@@ -664,6 +664,50 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldWgmma,
                                            WgmmaFoldCase{12, 32, 16, 16, 16},
                                            WgmmaFoldCase{20, 29, 3, 4, 64}));
 
+// ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
+// GQA layers with fp16 keys reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
+// DeviceLayer::wide_recon_view) instead of the model's chunks of 8 query heads: 8, 4 and 3
+// queries per KV head, a last chunk of fewer KV heads, heads of unequal and odd ranks (latents at
+// 2-byte offsets), head_dim 64 and 128, pages that tiles cross.
+
+struct WideReconCase {
+  int32_t H, G, D, top_rank, page_tokens;
+};
+void PrintTo(const WideReconCase& c, std::ostream* os) {
+  *os << "H=" << c.H << " G=" << c.G << " D=" << c.D << ", key ranks up to " << c.top_rank
+      << ", page " << c.page_tokens;
+}
+
+class CudaWideRecon : public ::testing::TestWithParam<WideReconCase> {};
+
+TEST_P(CudaWideRecon, MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const WideReconCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.H;
+  spec.G = c.G;
+  spec.D = c.D;
+  spec.key_ranks.resize(static_cast<size_t>(c.G));
+  for (int32_t g = 0; g < c.G; ++g)  // top, top - 3, top - 6, top, ...: odd and even ranks
+    spec.key_ranks[static_cast<size_t>(g)] = std::max(1, c.top_rank - 3 * (g % 3));
+  spec.value_ranks = {200};
+  spec.n_layers = 1;
+  Twin twin(spec, 61u + static_cast<uint32_t>(c.H + c.G + c.top_rank), c.page_tokens,
+            4096 / c.page_tokens * 3);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append_latents(seqs, 1500, 37u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {1500, 65, 1}, 43u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
+                                2.0f);
+  EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaWideRecon,
+                         ::testing::Values(WideReconCase{48, 6, 128, 29, 64},
+                                           WideReconCase{24, 6, 128, 26, 16},
+                                           WideReconCase{18, 6, 64, 21, 64},
+                                           WideReconCase{32, 8, 128, 45, 64}));
+
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
 struct QuantCase {
