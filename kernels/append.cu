@@ -24,11 +24,11 @@
 //   Writes: the slice's f32 partial latents [n][tile channels], plus zeros in the partial-sum
 //     buffers past a narrow group's last slice.
 // encode_rows_kernel      grid n (one CTA per token), 256 threads. Stages the token's latents
-//   (f32, the slices' partial sums added in slice order) and its output row in shared memory;
-//   warp w quantizes blocks w, w+8, ...: warp-reduced absmax, the fp16 scale, one code per
-//   channel; then every thread assembles whole bytes of the bit streams (one writer per byte),
-//   and the row goes out as 16-byte stores. Reads: latents [W] per slice; writes: one row
-//   (row_bytes, zero padded) per token.
+//   (f32, the slices' partial sums added in slice order), the block descriptors and its output
+//   row in shared memory; warp w encodes blocks n_blocks - 1 - w, n_blocks - 9 - w, ... (the
+//   value groups' wide blocks first): warp-reduced absmax, the fp16 scale, one code per channel,
+//   then the block's bytes of the bit stream (one writer per byte); the row goes out as 16-byte
+//   stores. Reads: latents [W] per slice; writes: one row (row_bytes, zero padded) per token.
 #include <cstdint>
 
 #include "kernels/dtype_io.cuh"
@@ -56,6 +56,7 @@ static_assert(kStageRows % (kProjectWarps * kRowsPerBatch) == 0,
 static_assert(kProjectSmemFloats * 4 <= 48 * 1024, "static shared memory");
 
 constexpr int kEncodeThreads = 256;
+constexpr int kEncodeWarps = kEncodeThreads / 32;
 
 __global__ void to_float_kernel(const void* __restrict__ src, int dtype, int64_t n,
                                 float* __restrict__ dst) {
@@ -228,14 +229,22 @@ __global__ void __launch_bounds__(kEncodeThreads)
                        InlineTargets inline_targets, const int2* __restrict__ targets) {
   extern __shared__ __align__(16) uint8_t smem[];
   const int W = layer.latent_width;
-  uint32_t* row_words = reinterpret_cast<uint32_t*>(smem);  // row_bytes
+  uint32_t* row_words = reinterpret_cast<uint32_t*>(smem);  // row_bytes (a multiple of 16)
   uint8_t* row = smem;
   float* lat = reinterpret_cast<float*>(smem + layer.row_bytes);  // W floats
-  uint8_t* codes = reinterpret_cast<uint8_t*>(lat + W);           // W bytes
+  DevBlock* blocks = reinterpret_cast<DevBlock*>(lat + W);        // n_blocks descriptors
+  uint8_t* codes = reinterpret_cast<uint8_t*>(blocks + layer.n_blocks);  // W bytes
   const int token = blockIdx.x;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   for (int i = tid; i < layer.row_bytes / 4; i += kEncodeThreads) row_words[i] = 0u;
+  // The block descriptors, copied once by all threads (instead of a dependent global load per
+  // block in every warp).
+  static_assert(sizeof(DevBlock) % 4 == 0, "descriptors copy as words");
+  constexpr int kBlockWords = static_cast<int>(sizeof(DevBlock) / 4);
+  for (int i = tid; i < layer.n_blocks * kBlockWords; i += kEncodeThreads) {
+    reinterpret_cast<int32_t*>(blocks)[i] = reinterpret_cast<const int32_t*>(layer.blocks)[i];
+  }
   for (int c = tid; c < W; c += kEncodeThreads) {
     // Unrolled over the most slices there can be, the loads issue together and only the adds
     // (in slice order) wait: a one-token append's encode is a single CTA, and a runtime-bounded
@@ -255,8 +264,11 @@ __global__ void __launch_bounds__(kEncodeThreads)
   }
   __syncthreads();
 
-  for (int b = warp; b < layer.n_blocks; b += kEncodeThreads / 32) {
-    const DevBlock blk = layer.blocks[b];
+  // Each warp encodes whole blocks, the last (widest: the value groups') first: 16/32-bit
+  // values, or the scale and codes and then the block's bytes of the bit stream (blocks share no
+  // bytes, so every byte has one writer).
+  for (int b = layer.n_blocks - 1 - warp; b >= 0; b -= kEncodeWarps) {
+    const DevBlock blk = blocks[b];
     const float* x = lat + blk.first_channel;
     if (blk.bits == 16) {  // 2-byte aligned by the layout
       uint16_t* dst = reinterpret_cast<uint16_t*>(row + blk.byte_offset);
@@ -275,19 +287,14 @@ __global__ void __launch_bounds__(kEncodeThreads)
         *reinterpret_cast<uint16_t*>(row + blk.scale_offset) = sbits;
       }
       const float scale = __half2float(__ushort_as_half(sbits));
+      uint8_t* block_codes = codes + blk.first_channel;
       for (int c = lane; c < blk.n_channels; c += 32) {
-        codes[blk.first_channel + c] = static_cast<uint8_t>(quant_code(x[c], scale, blk.bits));
+        block_codes[c] = static_cast<uint8_t>(quant_code(x[c], scale, blk.bits));
       }
-    }
-  }
-  __syncthreads();
-
-  for (int b = 0; b < layer.n_blocks; ++b) {
-    const DevBlock blk = layer.blocks[b];
-    if (blk.bits == 16 || blk.bits == 32) continue;
-    for (int k = tid; k < blk.byte_count; k += kEncodeThreads) {
-      row[blk.byte_offset + k] =
-          pack_byte(codes + blk.first_channel, blk.n_channels, blk.storage_bits, k);
+      __syncwarp();  // the lanes' codes, visible to the lanes that pack them
+      for (int k = lane; k < blk.byte_count; k += 32) {
+        row[blk.byte_offset + k] = pack_byte(block_codes, blk.n_channels, blk.storage_bits, k);
+      }
     }
   }
   __syncthreads();
@@ -356,8 +363,10 @@ cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int3
   if (n <= kInlineTargets) {
     for (int32_t i = 0; i < n; ++i) inline_targets.t[i] = host_targets[i];
   }
-  const size_t smem =
-      static_cast<size_t>(layer.row_bytes) + static_cast<size_t>(layer.latent_width) * 5 + 16;
+  // Row, latents (f32), block descriptors, codes (one byte per channel).
+  const size_t smem = static_cast<size_t>(layer.row_bytes) +
+                      static_cast<size_t>(layer.latent_width) * 5 +
+                      static_cast<size_t>(layer.n_blocks) * sizeof(DevBlock) + 16;
   encode_rows_kernel<<<static_cast<unsigned>(n), kEncodeThreads, smem, stream>>>(
       layer, page_tokens, n, latents, dtype, slices, inline_targets, device_targets);
   return cudaGetLastError();
