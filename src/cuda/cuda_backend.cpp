@@ -250,10 +250,12 @@ class CudaBackend : public Backend {
               int32_t slices) {
     const int32_t n = static_cast<int32_t>(targets.size());
     if (n == 0) return;
-    std::vector<int2> host(targets.size());
+    // host_targets_ keeps its capacity: no allocation per decode step.
+    std::vector<int2>& host = host_targets_;
+    host.resize(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) host[i] = int2{targets[i].page, targets[i].slot};
     // A decode step's few targets travel in the launch's parameters; more go through target_buf_
-    // (a synchronous copy from pageable memory keeps `host` valid without pinning).
+    // (from pageable memory the copy is staged before the call returns, so `host` may be reused).
     const int2* device_targets = nullptr;
     if (n > kernels::kInlineTargets) {
       target_buf_.reserve(host.size() * sizeof(int2));
@@ -317,6 +319,7 @@ class CudaBackend : public Backend {
   int reserved_smem_ = 0;  // shared memory the driver reserves per CTA
   cublasHandle_t cublas_ = nullptr;
   DeviceBuffer scratch_, target_buf_;
+  std::vector<int2> host_targets_;  // encode()'s (page, slot) pairs, reused
 };
 
 std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const PoolStorage& storage,
