@@ -6,8 +6,8 @@
 //   So every element of `down` is loaded once per 16 tokens (once per call for a decode step's
 //   batch), and each thread keeps 16 to 32 independent loads in flight.
 //   grid: one CTA per ProjectionItem (kernel_api.h), i.e. a 64-channel tile of a group times a
-//     slice of its input rows, sized on the host (device_layer.cpp) so that about two CTAs per SM
-//     run with about equal rows, the largest first.
+//     slice of its input rows, sized on the host (device_layer.cpp) for the shortest schedule on
+//     two resident CTAs per SM, the largest first.
 //   256 threads = 8 warps. Lane l owns the tile's channels l and l + 32: a row of the tile is two
 //     coalesced 128-byte loads per warp, and each staged input read feeds both channels. Warp w
 //     takes the slice's rows w, w + 8, w + 16, ... in order, 8 of them per batch of loads; the
