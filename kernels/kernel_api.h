@@ -59,6 +59,29 @@ struct DevGroup {
   int32_t pad;
 };
 
+// The decode-sized projection (launch_project_latents) splits each group's latent channels into
+// tiles of kProjectTileChannels and its input rows into slices; one CTA per (tile, slice) item.
+// Slice z of every item writes partial sums into buffer z of [proj_slices][n][latent_width], which
+// the encode adds in slice order. A group with fewer slices than the layer has (few input rows)
+// fills the buffers past its last slice with zeros (from its last slice's items).
+constexpr int32_t kProjectTileChannels = 64;
+constexpr int32_t kMaxProjectSlices = 16;  // the encode unrolls its sum of the slices to this
+constexpr int32_t kProjectCtasPerSm = 2;   // the kernel's occupancy (__launch_bounds__)
+constexpr int32_t kMinProjectSliceRows = 64;
+
+// Everything one projection CTA needs (no dependent load of its group).
+struct ProjectionItem {
+  int64_t down_offset;    // element of `down` at (the slice's first row, the tile's first channel)
+  int32_t down_stride;    // the group's rank: elements between consecutive rows of `down`
+  int32_t channels;       // channels of the tile (up to kProjectTileChannels)
+  int32_t input_offset;   // input column (within keys or values) of the slice's first row
+  int32_t rows;           // input rows of the slice
+  int32_t latent_offset;  // latent channel of the tile's first channel
+  int32_t is_value;       // inputs from `values` (1) or `keys` (0)
+  int32_t slice;          // the partial-sum buffer this item writes
+  int32_t zero_slices;    // buffers slice + 1 .. slice + zero_slices it fills with zeros
+};
+
 // Everything the kernels read about one layer (device pointers into the storage's buffers).
 struct LayerView {
   int32_t row_bytes;
@@ -111,8 +134,11 @@ struct LayerView {
   int32_t values_fp16;
   const DevGroup* groups;
   const float* down;
-  const int2* proj_tiles;  // projection work: (group, first channel of a 32-channel tile)
-  int32_t n_proj_tiles;
+  // Decode-sized projection work, largest first (see ProjectionItem), and the partial-sum buffers
+  // it writes (1..kMaxProjectSlices).
+  const ProjectionItem* proj_items;
+  int32_t n_proj_items;
+  int32_t proj_slices;
   uint8_t* rows;  // [n_pages][page_tokens][row_bytes]
 };
 
@@ -227,15 +253,12 @@ cudaError_t launch_dense_layer_attention(const DenseLayerView& layer, const Mode
                                          void* out, int out_dtype, cudaStream_t stream);
 
 // Projects n tokens' keys and values ([n, G*D] each, in dtype) onto f32 latents (used for
-// decode-sized batches; prefill uses cuBLAS). The groups' input rows are split into `slices`
-// (grid z; more CTAs for a few tokens, whose projection would otherwise be latency bound):
-// latents holds the slices' partial sums, [slices][n][latent_width], which launch_encode_rows
-// adds in slice order.
+// decode-sized batches, any n; prefill uses cuBLAS): one CTA per layer.proj_items entry. latents
+// receives the slices' partial sums, [layer.proj_slices][n][latent_width], which
+// launch_encode_rows adds in slice order.
 cudaError_t launch_project_latents(const LayerView& layer, int32_t kv_width, int32_t n,
                                    const void* keys, const void* values, int dtype, float* latents,
-                                   int32_t slices, cudaStream_t stream);
-// How many slices launch_project_latents should use for n tokens on n_sms SMs (1..16).
-int32_t project_slices(const LayerView& layer, int32_t n, int32_t n_sms);
+                                   cudaStream_t stream);
 // Converts [n] elements of dtype to f32.
 cudaError_t launch_to_float(const void* src, int dtype, int64_t n, float* dst, cudaStream_t stream);
 // Encodes n latent rows into their target rows: latents [slices][n][latent_width] in dtype, the

@@ -41,12 +41,14 @@ bool env_flag(const char* name) {
 
 class CudaPoolStorage : public PoolStorage {
  public:
-  CudaPoolStorage(const Profile& profile, int64_t pages, int32_t tokens, cudaStream_t stream)
+  CudaPoolStorage(const Profile& profile, int64_t pages, int32_t tokens, int32_t n_sms,
+                  cudaStream_t stream)
       : model(profile, tokens, stream) {
     n_pages = pages;
     page_tokens = tokens;
     for (int32_t l = 0; l < profile.shape.n_layers; ++l) {
-      layers.push_back(std::make_unique<DeviceLayer>(profile, l, model, pages, tokens, stream));
+      layers.push_back(
+          std::make_unique<DeviceLayer>(profile, l, model, pages, tokens, n_sms, stream));
     }
   }
   DeviceModel model;
@@ -107,7 +109,8 @@ class CudaBackend : public Backend {
   std::unique_ptr<PoolStorage> create_pool_storage(const Profile& profile, int64_t n_pages,
                                                    int32_t page_tokens) override {
     select();
-    auto storage = std::make_unique<CudaPoolStorage>(profile, n_pages, page_tokens, stream_);
+    auto storage =
+        std::make_unique<CudaPoolStorage>(profile, n_pages, page_tokens, n_sms_, stream_);
     // Uncompressed layers whose rows are exactly fp16 K/V take the dense kernels, unless
     // STARKV_NO_DENSE=1 keeps them on the low-rank kernels (for A/B comparisons).
     const bool dense_allowed = !env_flag("STARKV_NO_DENSE") &&
@@ -177,13 +180,14 @@ class CudaBackend : public Backend {
     const size_t lat_elems = static_cast<size_t>(n) * static_cast<size_t>(d.view.latent_width);
     if (n <= kSmallAppend) {
       // Decode-sized: the projection kernel reads the inputs in their dtype and writes one partial
-      // sum per slice of the input rows; the encode adds them.
-      const int32_t slices = kernels::project_slices(d.view, n, n_sms_);
+      // sum per slice of the input rows (the layer's slicing is fixed at pool creation); the
+      // encode adds them.
+      const int32_t slices = d.view.proj_slices;
       scratch_.reserve(static_cast<size_t>(slices) * lat_elems * sizeof(float));
       float* lat = scratch_.get<float>();
-      cuda_check(kernels::launch_project_latents(d.view, kv_width, n, keys, values, dtype, lat,
-                                                 slices, stream_),
-                 "project_latents");
+      cuda_check(
+          kernels::launch_project_latents(d.view, kv_width, n, keys, values, dtype, lat, stream_),
+          "project_latents");
       encode(s, d, targets, lat, STARKV_DTYPE_F32, slices);
       return;
     }
@@ -253,10 +257,12 @@ class CudaBackend : public Backend {
               int32_t slices) {
     const int32_t n = static_cast<int32_t>(targets.size());
     if (n == 0) return;
-    std::vector<int2> host(targets.size());
+    // host_targets_ keeps its capacity: no allocation per decode step.
+    std::vector<int2>& host = host_targets_;
+    host.resize(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) host[i] = int2{targets[i].page, targets[i].slot};
     // A decode step's few targets travel in the launch's parameters; more go through target_buf_
-    // (a synchronous copy from pageable memory keeps `host` valid without pinning).
+    // (from pageable memory the copy is staged before the call returns, so `host` may be reused).
     const int2* device_targets = nullptr;
     if (n > kernels::kInlineTargets) {
       target_buf_.reserve(host.size() * sizeof(int2));
@@ -320,6 +326,7 @@ class CudaBackend : public Backend {
   int reserved_smem_ = 0;  // shared memory the driver reserves per CTA
   cublasHandle_t cublas_ = nullptr;
   DeviceBuffer scratch_, target_buf_;
+  std::vector<int2> host_targets_;  // encode()'s (page, slot) pairs, reused
 };
 
 std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const PoolStorage& storage,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <queue>
 #include <string>
 
 #include "core/error.h"
@@ -25,6 +27,108 @@ const FactorGroup& group_of_head(const std::vector<FactorGroup>& groups, int32_t
     offset += grp.rank;
   }
   throw Error(STARKV_ERR_INTERNAL, "no factor group covers KV head " + std::to_string(g));
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The decode-sized projection's work (kernels/append.cu, kernel_api.h ProjectionItem) when slices
+// hold up to `slice_rows` input rows (at most kMaxProjectSlices per group): every group's
+// 64-channel tiles times its slices, sorted by rows, largest first. Returns the layer's slice
+// count (its partial-sum buffers), the most any group has.
+int32_t slice_projection(const std::vector<kernels::DevGroup>& groups, int64_t slice_rows,
+                         std::vector<kernels::ProjectionItem>* items) {
+  struct Slicing {
+    int32_t slices, rows;  // rows per slice; the last slice may hold fewer
+  };
+  std::vector<Slicing> slicing;
+  int32_t layer_slices = 1;
+  for (const kernels::DevGroup& g : groups) {
+    const int64_t in_dim = std::max(0, g.in_dim);
+    const int64_t wanted =
+        std::clamp<int64_t>(ceil_div(in_dim, slice_rows), 1, kernels::kMaxProjectSlices);
+    const int32_t rows = static_cast<int32_t>(ceil_div(in_dim, wanted));
+    // Recounted from the rounded-up rows, so that no slice is empty (a group without input rows
+    // keeps one slice, of zeros).
+    const int32_t slices = rows > 0 ? static_cast<int32_t>(ceil_div(in_dim, rows)) : 1;
+    slicing.push_back(Slicing{slices, rows});
+    if (g.rank > 0) layer_slices = std::max(layer_slices, slices);
+  }
+  items->clear();
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const kernels::DevGroup& g = groups[gi];
+    const Slicing sl = slicing[gi];
+    for (int32_t first = 0; first < g.rank; first += kernels::kProjectTileChannels) {
+      for (int32_t z = 0; z < sl.slices; ++z) {
+        const int32_t row0 = z * sl.rows;
+        kernels::ProjectionItem it{};
+        it.down_offset = g.down_off + static_cast<int64_t>(row0) * g.rank + first;
+        it.down_stride = g.rank;
+        it.channels = std::min(kernels::kProjectTileChannels, g.rank - first);
+        it.input_offset = g.in_offset + row0;
+        it.rows = std::max(0, std::min(sl.rows, g.in_dim - row0));
+        it.latent_offset = g.lat_off + first;
+        it.is_value = g.is_value;
+        it.slice = z;
+        it.zero_slices = z == sl.slices - 1 ? layer_slices - sl.slices : 0;
+        items->push_back(it);
+      }
+    }
+  }
+  std::stable_sort(items->begin(), items->end(),
+                   [](const kernels::ProjectionItem& a, const kernels::ProjectionItem& b) {
+                     return a.rows > b.rows;
+                   });
+  return layer_slices;
+}
+
+// How long the projection takes, in rows, when its CTAs (in order) go to `slots` resident CTAs,
+// each to the first one free: a CTA takes its rows plus kItemOverheadRows (its staging barrier,
+// the reduction and the writes; a rough equivalent).
+int64_t schedule_rows(const std::vector<kernels::ProjectionItem>& items, int64_t slots) {
+  constexpr int64_t kItemOverheadRows = 64;
+  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<int64_t>> free_at;
+  for (int64_t s = 0; s < slots; ++s) free_at.push(0);
+  int64_t end = 0;
+  for (const kernels::ProjectionItem& it : items) {
+    const int64_t done = free_at.top() + it.rows + kItemOverheadRows;
+    free_at.pop();
+    free_at.push(done);
+    end = std::max(end, done);
+  }
+  return end;
+}
+
+// The projection's work for a device of n_sms SMs: of the slicings that give the group with the
+// most input rows 1 to kMaxProjectSlices slices (of at least kMinProjectSliceRows rows), the one
+// whose schedule on kProjectCtasPerSm CTAs per SM is shortest, ties to fewer slices (less partial-
+// sum traffic). So a narrow layer spreads over the SMs (a one-token append is otherwise latency
+// bound), while a layer with many tiles does not spill long CTAs into a second wave: on 132 SMs
+// (264 slots) a Llama-2-7B-like layer at 75% (20 value tiles of 4096 rows, 32 key tiles of 128)
+// gets 12 slices of 342 value rows, 272 CTAs of which the 8 that wait for a slot are short key
+// tiles; 13 slices (292 CTAs) would leave 28 key tiles waiting past the value tiles' end.
+// Returns the layer's slice count.
+int32_t make_projection_items(const std::vector<kernels::DevGroup>& groups, int32_t n_sms,
+                              std::vector<kernels::ProjectionItem>* items) {
+  const int64_t slots = static_cast<int64_t>(kernels::kProjectCtasPerSm) * std::max(1, n_sms);
+  int64_t most_rows = 1;
+  for (const kernels::DevGroup& g : groups) {
+    if (g.rank > 0) most_rows = std::max<int64_t>(most_rows, g.in_dim);
+  }
+  int64_t best_rows = most_rows, best_length = -1, last_rows = -1;
+  std::vector<kernels::ProjectionItem> candidate;
+  for (int64_t slices = 1; slices <= kernels::kMaxProjectSlices; ++slices) {
+    const int64_t rows =
+        std::max<int64_t>(kernels::kMinProjectSliceRows, ceil_div(most_rows, slices));
+    if (rows == last_rows) continue;
+    last_rows = rows;
+    slice_projection(groups, rows, &candidate);
+    const int64_t length = schedule_rows(candidate, slots);
+    if (best_length < 0 || length < best_length) {
+      best_length = length;
+      best_rows = rows;
+    }
+  }
+  return slice_projection(groups, best_rows, items);
 }
 
 kernels::DevBlock to_dev(const BlockLayout& b) {
@@ -161,7 +265,7 @@ DeviceModel::DeviceModel(const Profile& profile, int32_t page_tokens, cudaStream
 }
 
 DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceModel& model,
-                         int64_t n_pages, int32_t page_tokens, cudaStream_t stream) {
+                         int64_t n_pages, int32_t page_tokens, int32_t n_sms, cudaStream_t stream) {
   const LayerProfile& lp = profile.layers[static_cast<size_t>(layer)];
   const RowLayout& layout = profile.row_layouts[static_cast<size_t>(layer)];
   const int32_t G = profile.shape.n_kv_heads, D = profile.shape.head_dim;
@@ -340,13 +444,11 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   groups = upload(host_groups, stream);
   down = upload(dev_down, stream);
   part_bytes = upload(parts, stream);
-  std::vector<int2> tiles;
-  for (size_t gi = 0; gi < host_groups.size(); ++gi) {
-    for (int32_t r = 0; r < host_groups[gi].rank; r += 32)
-      tiles.push_back(int2{static_cast<int32_t>(gi), r});
-  }
-  if (tiles.empty()) tiles.push_back(int2{0, 0});
-  proj_tiles = upload(tiles, stream);
+  std::vector<kernels::ProjectionItem> items;
+  const int32_t proj_slices = make_projection_items(host_groups, n_sms, &items);
+  const int32_t n_items = static_cast<int32_t>(items.size());
+  if (items.empty()) items.push_back(kernels::ProjectionItem{});  // (no launch: n_proj_items 0)
+  proj_items = upload(items, stream);
 
   const size_t row_bytes = static_cast<size_t>(layout.row_bytes);
   rows.reset(static_cast<size_t>(n_pages) * static_cast<size_t>(page_tokens) * row_bytes);
@@ -388,8 +490,9 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   v.down = down.get<float>();
   v.rows = rows.get<uint8_t>();
   v.part_bytes = part_bytes.get<int4>();
-  v.proj_tiles = proj_tiles.get<int2>();
-  v.n_proj_tiles = static_cast<int32_t>(tiles.size());
+  v.proj_items = proj_items.get<kernels::ProjectionItem>();
+  v.n_proj_items = n_items;
+  v.proj_slices = proj_slices;
   v.raw_key_bytes = raw_keys;
   // An odd number of 16-byte units per staged row spreads the lanes (tokens) over 8 banks.
   if (((raw_keys + raw_values + layout.row_bytes - scale_base) / 16) % 2 == 0) raw_values += 16;

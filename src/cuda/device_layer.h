@@ -50,7 +50,7 @@ struct DeviceLayer {
   bool has_wide_recon_view = false;
   DeviceBuffer rows;                 // [n_pages][page_tokens][row_bytes]
   DeviceBuffer blocks, channel_block, key_columns, head_keys, head_values, chunks, chunk_slot_base;
-  DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_tiles, score_part_bytes,
+  DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_items, score_part_bytes,
       value_block_bytes, score_chunk_info, score_key_columns, score_head_keys, key_row_offset,
       key_channel, wide_recon_part_bytes;
   // Split mode (score kernel + value kernel): chosen by the backend for layers with several head
@@ -67,8 +67,9 @@ struct DeviceLayer {
   // Host copies used by the prefill path (cuBLAS per group).
   std::vector<kernels::DevGroup> host_groups;
 
+  // n_sms: the device's SM count (sizes the decode-sized projection's work items).
   DeviceLayer(const Profile& profile, int32_t layer, const DeviceModel& model, int64_t n_pages,
-              int32_t page_tokens, cudaStream_t stream);
+              int32_t page_tokens, int32_t n_sms, cudaStream_t stream);
 };
 
 }  // namespace starkv

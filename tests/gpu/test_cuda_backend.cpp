@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "api/handles.h"
+#include "core/snapshot_format.h"
 #include "cuda/device_layer.h"
 #include "support/api_fixtures.h"
 #include "support/reference_attention.h"
@@ -978,6 +979,139 @@ TEST(CudaBackend, SixteenBitDecodeSizedAppendMatchesCpu) {
   auto [cpu, gpu] = twin.attend(0, seqs, {40}, 3u);
   EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
 }
+
+// Decode-sized appends (the projection kernel, kernels/append.cu) in every input dtype, their
+// latents compared with the CPU's directly: the rows hold the latents unquantized (fp32, or fp16
+// for the wide layer), read back through exported snapshots. Batches of 1 to 64 tokens (one to
+// four 16-token chunks, partly filled), odd ranks (partly filled 64-channel tiles), key groups
+// with one slice next to a value group with several (the zeros the key groups' items write into
+// the other partial-sum buffers are added by the encode), and for the wide layer (a Llama-2-7B-
+// like layer at 50%: 6 value slices of 683 rows on an H100's or H200's 132 SMs) slices longer
+// than the 512 rows the kernel stages at a time.
+// Tolerance: the sums differ only in order, fp32 rounding far below 2e-5 of the latents' RMS (one
+// input row left out would be 1/sqrt(in_dim) of it, 1.6e-2 at 4096 rows); fp16 rows add up to one
+// fp16 rounding step (2^-10 relative) where the two fp32 sums round to neighbouring halves.
+struct DecodeAppendCase {
+  const char* name;
+  int32_t G, D;
+  std::vector<int32_t> key_ranks, value_ranks;  // headwise keys, joint values
+  int32_t latent_bits;                          // 32: fp32 rows, 16: fp16 rows
+  starkv_dtype dtype;
+};
+void PrintTo(const DecodeAppendCase& c, std::ostream* os) {
+  *os << c.name << ", " << c.latent_bits << "-bit latents, "
+      << (c.dtype == STARKV_DTYPE_F32 ? "f32" : c.dtype == STARKV_DTYPE_F16 ? "f16" : "bf16")
+      << " inputs";
+}
+
+class CudaDecodeSizedAppend : public ::testing::TestWithParam<DecodeAppendCase> {};
+
+TEST_P(CudaDecodeSizedAppend, LatentsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const DecodeAppendCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.G;
+  spec.G = c.G;
+  spec.D = c.D;
+  spec.key_ranks = c.key_ranks;
+  spec.value_ranks = c.value_ranks;
+  spec.inlier_bits = c.latent_bits;
+  spec.outlier_bits = c.latent_bits;
+  spec.n_layers = 1;
+  Twin twin(spec, 314u + static_cast<uint32_t>(c.G), 16, 64);
+  constexpr int32_t kSeqs = 8;
+  std::vector<std::pair<int32_t, int32_t>> seqs;
+  for (int32_t i = 0; i < kSeqs; ++i) seqs.push_back(twin.new_sequence());
+  std::vector<int32_t> lengths(kSeqs, 0);
+  const size_t kv = twin.kv_width();
+  uint32_t seed = 70u;
+  for (const int32_t n : {1, 9, 16, 17, 40, 64}) {
+    std::vector<int32_t> cpu_ids, gpu_ids, pos;
+    for (int32_t i = 0; i < n; ++i) {  // one sequence after the other, as a decode batch
+      cpu_ids.push_back(seqs[static_cast<size_t>(i % kSeqs)].first);
+      gpu_ids.push_back(seqs[static_cast<size_t>(i % kSeqs)].second);
+      pos.push_back(lengths[static_cast<size_t>(i % kSeqs)]++);
+    }
+    const std::vector<float> k = random_half_exact(static_cast<size_t>(n) * kv, seed++);
+    const std::vector<float> v = random_half_exact(static_cast<size_t>(n) * kv, seed++);
+    // Both backends read the same bytes in the same dtype.
+    auto append_both = [&](const void* hk, const void* hv, const void* dk, const void* dv) {
+      ASSERT_EQ(starkv_append(twin.cpu_.get(), 0, n, cpu_ids.data(), pos.data(), hk, hv, c.dtype),
+                STARKV_OK)
+          << starkv_last_error();
+      ASSERT_EQ(starkv_append(twin.gpu_.get(), 0, n, gpu_ids.data(), pos.data(), dk, dv, c.dtype),
+                STARKV_OK)
+          << starkv_last_error();
+    };
+    if (c.dtype == STARKV_DTYPE_F32) {
+      DeviceArray<float> dk(k), dv(v);
+      append_both(k.data(), v.data(), dk.get(), dv.get());
+    } else {
+      std::vector<uint16_t> k16(k.size()), v16(v.size());
+      for (size_t i = 0; i < k.size(); ++i) k16[i] = Twin::to16(k[i], c.dtype);
+      for (size_t i = 0; i < v.size(); ++i) v16[i] = Twin::to16(v[i], c.dtype);
+      DeviceArray<uint16_t> dk(k16), dv(v16);
+      append_both(k16.data(), v16.data(), dk.get(), dv.get());
+    }
+  }
+
+  int32_t width = 0;
+  ASSERT_EQ(starkv_profile_latent_width(twin.profile_.get(), 0, &width), STARKV_OK);
+  auto latents = [&](starkv_cache_pool* pool, int32_t seq) {
+    const std::vector<uint8_t> bytes = twin.export_seq(pool, seq);
+    const starkv::SequenceSnapshot snap = starkv::decode_snapshot(bytes.data(), bytes.size());
+    const size_t row_bytes = static_cast<size_t>(snap.row_bytes.at(0));
+    std::vector<float> out;
+    for (int32_t t = 0; t < snap.n_tokens; ++t) {
+      const uint8_t* row = snap.layer_rows.at(0).data() + static_cast<size_t>(t) * row_bytes;
+      for (int32_t ch = 0; ch < width; ++ch) {
+        if (c.latent_bits == 32) {
+          float f;
+          std::memcpy(&f, row + 4 * ch, 4);
+          out.push_back(f);
+        } else {
+          uint16_t h;
+          std::memcpy(&h, row + 2 * ch, 2);
+          out.push_back(half_to_float_host(h));
+        }
+      }
+    }
+    return out;
+  };
+  for (int32_t i = 0; i < kSeqs; ++i) {
+    const std::vector<float> cpu = latents(twin.cpu_.get(), seqs[static_cast<size_t>(i)].first);
+    const std::vector<float> gpu = latents(twin.gpu_.get(), seqs[static_cast<size_t>(i)].second);
+    ASSERT_EQ(cpu.size(), gpu.size());
+    ASSERT_EQ(cpu.size(), static_cast<size_t>(lengths[static_cast<size_t>(i)]) * width);
+    double sum_sq = 0.0;
+    for (const float x : cpu) sum_sq += static_cast<double>(x) * x;
+    const double rms = std::sqrt(sum_sq / std::max<size_t>(1, cpu.size()));
+    const double relative = c.latent_bits == 32 ? 0.0 : 1.01 / 1024.0;
+    int failures = 0;
+    for (size_t j = 0; j < cpu.size() && failures < 8; ++j) {
+      const double tolerance = 2e-5 * rms + relative * std::fabs(cpu[j]);
+      if (!(std::fabs(static_cast<double>(gpu[j]) - cpu[j]) <= tolerance)) {
+        ++failures;
+        ADD_FAILURE() << "sequence " << i << ", token " << j / static_cast<size_t>(width)
+                      << ", channel " << j % static_cast<size_t>(width) << ": gpu " << gpu[j]
+                      << ", cpu " << cpu[j] << " (rms " << rms << ")";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaDecodeSizedAppend,
+    ::testing::Values(
+        DecodeAppendCase{"small", 4, 64, {29, 45, 13, 63}, {203}, 32, STARKV_DTYPE_F32},
+        DecodeAppendCase{"small", 4, 64, {29, 45, 13, 63}, {203}, 32, STARKV_DTYPE_F16},
+        DecodeAppendCase{"small", 4, 64, {29, 45, 13, 63}, {203}, 32, STARKV_DTYPE_BF16},
+        DecodeAppendCase{"wide", 32, 128, std::vector<int32_t>(32, 51), {2458}, 16,
+                         STARKV_DTYPE_F32},
+        DecodeAppendCase{"wide", 32, 128, std::vector<int32_t>(32, 51), {2458}, 16,
+                         STARKV_DTYPE_F16},
+        DecodeAppendCase{"wide", 32, 128, std::vector<int32_t>(32, 51), {2458}, 16,
+                         STARKV_DTYPE_BF16}));
 
 }  // namespace
 
