@@ -22,7 +22,9 @@
 //   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
 //   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
-//   the job loop); staging, CS table and softmax are the same.
+//   the job loop); staging, CS table and softmax are the same. With fp16 keys its chunks hold 4
+//   KV heads (DeviceLayer::wide_recon_view: up to 32 query heads; warp w then runs the softmax of
+//   heads w, w + 8, ...), with quantized keys the model's chunks of 8 query heads.
 //   CS table: each thread's segment starts from an angle exact at the item's start, advanced by a
 //   TT-token rotation per tile; within the segment each token rotates the previous one by one
 //   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
