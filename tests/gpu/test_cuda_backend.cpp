@@ -622,6 +622,27 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages that tiles
 // cross. The tolerances are the other split-path tests' (the scores round Z to fp16 as there).
 
+// Key ranks top, top - 3, top - 6, top, ... for G heads: odd and even ranks, so that heads' latents
+// start at 2-byte offsets and pad differently.
+std::vector<int32_t> stepped_key_ranks(int32_t G, int32_t top_rank) {
+  std::vector<int32_t> ranks(static_cast<size_t>(G));
+  for (int32_t g = 0; g < G; ++g) ranks[static_cast<size_t>(g)] = std::max(1, top_rank - 3 * (g % 3));
+  return ranks;
+}
+
+// One layer's attention over three sequences of 1500, 65 and 1 random latents (pages of
+// page_tokens), CUDA against the CPU, within `tolerance` relative error.
+void expect_three_sequences_match_cpu(const ProfileSpec& spec, uint32_t twin_seed,
+                                      int32_t page_tokens, uint32_t query_seed, double tolerance) {
+  Twin twin(spec, twin_seed, page_tokens, 4096 / page_tokens * 3);
+  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
+                                                twin.new_sequence()};
+  twin.append_latents(seqs, 1500, 37u, 1.0f);
+  auto [cpu, gpu] = twin.attend(0, seqs, {1500, 65, 1}, query_seed, STARKV_DTYPE_F32,
+                                STARKV_DTYPE_F32, 2.0f);
+  EXPECT_LE(rel_error(gpu, cpu), tolerance) << error_breakdown(gpu, cpu, spec.H, spec.D);
+}
+
 struct WgmmaFoldCase {
   int32_t H, top_rank, inlier, outlier, page_tokens;
 };
@@ -639,22 +660,13 @@ TEST_P(CudaFoldWgmma, MatchesCpu) {
   spec.H = c.H;
   spec.G = c.H;
   spec.D = 128;
-  spec.key_ranks.resize(static_cast<size_t>(c.H));
-  for (int32_t g = 0; g < c.H; ++g)  // top, top - 3, top - 6, top, ...: odd and even ranks
-    spec.key_ranks[static_cast<size_t>(g)] = std::max(1, c.top_rank - 3 * (g % 3));
+  spec.key_ranks = stepped_key_ranks(c.H, c.top_rank);
   spec.value_ranks = {300};
   spec.inlier_bits = c.inlier;
   spec.outlier_bits = c.outlier;
   spec.n_layers = 1;
-  Twin twin(spec, 83u + static_cast<uint32_t>(c.H + c.top_rank + c.inlier), c.page_tokens,
-            4096 / c.page_tokens * 3);
-  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
-                                                twin.new_sequence()};
-  twin.append_latents(seqs, 1500, 37u, 1.0f);
-  auto [cpu, gpu] = twin.attend(0, seqs, {1500, 65, 1}, 41u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
-                                2.0f);
-  EXPECT_LE(rel_error(gpu, cpu), c.inlier == 16 ? 1e-3 : 2e-3)
-      << error_breakdown(gpu, cpu, spec.H, spec.D);
+  expect_three_sequences_match_cpu(spec, 83u + static_cast<uint32_t>(c.H + c.top_rank + c.inlier),
+                                   c.page_tokens, 41u, c.inlier == 16 ? 1e-3 : 2e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldWgmma,
@@ -688,19 +700,11 @@ TEST_P(CudaWideRecon, MatchesCpu) {
   spec.H = c.H;
   spec.G = c.G;
   spec.D = c.D;
-  spec.key_ranks.resize(static_cast<size_t>(c.G));
-  for (int32_t g = 0; g < c.G; ++g)  // top, top - 3, top - 6, top, ...: odd and even ranks
-    spec.key_ranks[static_cast<size_t>(g)] = std::max(1, c.top_rank - 3 * (g % 3));
+  spec.key_ranks = stepped_key_ranks(c.G, c.top_rank);
   spec.value_ranks = {200};
   spec.n_layers = 1;
-  Twin twin(spec, 61u + static_cast<uint32_t>(c.H + c.G + c.top_rank), c.page_tokens,
-            4096 / c.page_tokens * 3);
-  std::vector<std::pair<int32_t, int32_t>> seqs{twin.new_sequence(), twin.new_sequence(),
-                                                twin.new_sequence()};
-  twin.append_latents(seqs, 1500, 37u, 1.0f);
-  auto [cpu, gpu] = twin.attend(0, seqs, {1500, 65, 1}, 43u, STARKV_DTYPE_F32, STARKV_DTYPE_F32,
-                                2.0f);
-  EXPECT_LE(rel_error(gpu, cpu), 1e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
+  expect_three_sequences_match_cpu(spec, 61u + static_cast<uint32_t>(c.H + c.G + c.top_rank),
+                                   c.page_tokens, 43u, 1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaWideRecon,
