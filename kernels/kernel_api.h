@@ -97,11 +97,13 @@ struct LayerView {
   int32_t max_value_rank;  // largest value group rank (combine kernel's shared memory)
   int32_t key_width;       // key latent channels (value channels follow them in a row)
   int32_t value_width;     // value latent channels
-  // Split mode's value kernel: kValueBlockChannels-channel blocks of the value latents and the row
-  // bytes each stages (x, y: 16-aligned begin/end; z, w unused); raw_value_block_bytes is the
-  // largest.
+  // Split mode's value kernel: n_value_blocks blocks of value_block_channels value latents (a
+  // multiple of 16; the last block may hold fewer) and the row bytes each stages (x, y: 16-aligned
+  // begin/end; z, w unused); raw_value_block_bytes is the largest.
   const int4* value_block_bytes;
   int32_t raw_value_block_bytes;
+  int32_t value_block_channels;
+  int32_t n_value_blocks;
   const DevBlock* blocks;
   const int32_t* key_columns;    // per key channel: its column in the attention key tile
   const int32_t* channel_block;  // per channel: index of its block in `blocks`
@@ -213,9 +215,14 @@ cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const Layer
                                         const ModelView& model, const AttendBatch& batch,
                                         const void* q, int q_dtype, void* out, int out_dtype,
                                         cudaStream_t stream);
-// Value channels per CTA of split mode's value kernel (two 16-channel m-tiles per warp, so that
-// each probability fragment and rescale serves 32 channels).
+// Value channels per CTA of split mode's value kernel: up to kValueBlockChannels (two 16-channel
+// m-tiles per warp, so that each probability fragment and rescale serves 32 channels) or, for
+// layers of up to 32 query heads, up to kWideValueBlockChannels (three m-tiles for some warps), so
+// that a value width just past 256 (Llama-3-8B-like at 75%: 307) is one block instead of a full
+// one and a sixth of one. DeviceLayer chooses a layer's block (LayerView::value_block_channels).
 constexpr int kValueBlockChannels = 256;
+constexpr int kWideValueBlockChannels = 384;
+constexpr int kWideValueMaxHeads = 32;  // (3 m-tiles x 8 head tiles of accumulators would spill)
 
 cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
                                   const AttendBatch& batch, void* out, int out_dtype,

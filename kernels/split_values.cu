@@ -2,14 +2,16 @@
 // kernel has written each 32-token tile's fp16 probabilities and running max per head, the value
 // kernel reads every value latent once for all query heads, and the combine merges the splits.
 //
-// decode_values_kernel<NHT>   grid work item x 256-channel block of the value latents (1-D, the
-//   block fastest), 256 threads; NHT = n8 tiles of query heads (all heads of the model). Per
+// decode_values_kernel<NHT, MT>   grid work item x block of the value latents (1-D, the block
+//   fastest; LayerView::value_block_channels channels, up to 16 * 8 * MT), 256 threads; NHT = n8
+//   tiles of query heads (all heads of the model), MT = m-tiles (16 channels) per warp. Per
 //   32-token tile: cp.async staging (a ring of kValueStages tiles) of the block's value codes +
 //   scales and of the tile's probabilities [H][32] and running max; fp16 latents at 16-byte
 //   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
-//   else is first decoded to a token-major fp16 tile Z[32][264] (a lane = a token, 8 channels per
-//   step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor
-//   cores, A fragments by ldmatrix.trans (warp w: channels 16w.. and 128 + 16w.., all heads).
+//   else is first decoded to a token-major fp16 tile Z[32][128 MT + 8] (a lane = a token, 8
+//   channels per step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c]
+//   P[h][t] on tensor cores, A fragments by ldmatrix.trans (warp w: channels 16w.., 128 + 16w..,
+//   ..., all heads).
 //   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
 // merge_split_values_kernel, combine_split_values_kernel: see their comments below.
 #include <cstdint>
@@ -27,12 +29,18 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-constexpr int kZStride = kValueBlockChannels + 8;  // halves per Z row (528 bytes: conflict-free)
-// Each warp owns m-tiles (16 channels) warp + 8 j, j < kValueMTiles: the probability fragments and
-// the rescale of a tile are loaded once for all of them (with one m-tile per warp they were half
-// of the kernel's per-tile instructions).
-constexpr int kValueMTiles = kValueBlockChannels / 16 / kWarps;
-static_assert(kValueMTiles * 16 * kWarps == kValueBlockChannels, "whole m-tiles per warp");
+// Each warp owns m-tiles (16 channels) warp + 8 j, j < MT: the probability fragments and the
+// rescale of a tile are loaded once for all of them (with one m-tile per warp they were half of
+// the kernel's per-tile instructions). MT = 2 covers kValueBlockChannels, 3 covers
+// kWideValueBlockChannels.
+__host__ __device__ constexpr int value_block_capacity(int mt) { return 16 * kWarps * mt; }
+__host__ __device__ constexpr int value_m_tiles(int block_channels) {
+  return block_channels > value_block_capacity(2) ? 3 : 2;
+}
+static_assert(value_block_capacity(2) == kValueBlockChannels, "two m-tiles per warp");
+static_assert(value_block_capacity(3) == kWideValueBlockChannels, "three m-tiles per warp");
+// Halves per Z row: 528 or 784 bytes, an odd number of 16-byte units (conflict-free ldmatrix).
+__host__ __device__ constexpr int z_stride(int mt) { return value_block_capacity(mt) + 8; }
 
 constexpr int kValueStages = 4;  // cp.async ring depth of the value kernel (tiles in flight)
 
@@ -43,30 +51,33 @@ __host__ __device__ inline size_t values_stage_bytes(const LayerView& l, int hea
 }
 
 __host__ __device__ inline size_t values_smem(const LayerView& l, int heads_padded) {
+  const int mt = value_m_tiles(l.value_block_channels);
   return kValueStages * values_stage_bytes(l, heads_padded) +
          (l.values_fp16 ? 0
-                        : align16(sizeof(__half) * T * kZStride) +
-                              sizeof(GroupPlan) * (kValueBlockChannels / 8));
+                        : align16(sizeof(__half) * T * z_stride(mt)) +
+                              sizeof(GroupPlan) * (value_block_capacity(mt) / 8));
 }
 
-// Two CTAs per SM (up to 128 registers: kValueMTiles x NHT accumulator tiles).
-template <int NHT>
+// Two CTAs per SM (up to 128 registers: MT x NHT accumulator tiles).
+template <int NHT, int MT>
 __global__ void __launch_bounds__(kThreads, 2)
     decode_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
   constexpr int S = kValueStages;
+  constexpr int kValueMTiles = MT;
+  constexpr int kZStride = z_stride(MT);
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int grp = lane >> 2, tq = lane & 3;
   const int HP = NHT * 8, H = model.n_heads;
   // blockIdx.x = work item x value block, the block fastest: an item's blocks run together, so they
   // share its probability tiles in L2 and read adjacent bytes of the same rows.
-  const int n_vblocks = (layer.value_width + kValueBlockChannels - 1) / kValueBlockChannels;
+  const int n_vblocks = layer.n_value_blocks;
   const int item_index = static_cast<int>(blockIdx.x) / n_vblocks;
   const int vblock = static_cast<int>(blockIdx.x) - item_index * n_vblocks;
   const WorkItem item = batch.items[item_index];
-  const int c0 = vblock * kValueBlockChannels;
-  const int ccount =
-      layer.value_width - c0 < kValueBlockChannels ? layer.value_width - c0 : kValueBlockChannels;
+  const int bc = layer.value_block_channels;
+  const int c0 = vblock * bc;
+  const int ccount = layer.value_width - c0 < bc ? layer.value_width - c0 : bc;
   const int rstride = raw_stride(layer);
   const bool direct = layer.values_fp16 != 0;
   // Stage s: raw rows [T][rstride], probabilities [HP][kTileStride] halves, tile max [HP] f32.
@@ -343,11 +354,17 @@ __global__ void __launch_bounds__(kCombine2Threads)
 template <int NHT>
 cudaError_t launch_values_nht(const LayerView& layer, const ModelView& model,
                               const AttendBatch& batch, cudaStream_t stream) {
-  const unsigned grid = static_cast<unsigned>(batch.n_items) *
-                       static_cast<unsigned>((layer.value_width + kValueBlockChannels - 1) /
-                                             kValueBlockChannels);
-  decode_values_kernel<NHT>
-      <<<grid, kThreads, values_smem(layer, NHT * 8), stream>>>(layer, model, batch);
+  const unsigned grid =
+      static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(layer.n_value_blocks);
+  const size_t smem = values_smem(layer, NHT * 8);
+  if (value_m_tiles(layer.value_block_channels) == 2) {
+    decode_values_kernel<NHT, 2><<<grid, kThreads, smem, stream>>>(layer, model, batch);
+  } else if (NHT * 8 <= kWideValueMaxHeads) {
+    decode_values_kernel<(NHT * 8 <= kWideValueMaxHeads ? NHT : 1), 3>
+        <<<grid, kThreads, smem, stream>>>(layer, model, batch);
+  } else {
+    return cudaErrorInvalidValue;  // (DeviceLayer keeps wide blocks to <= kWideValueMaxHeads)
+  }
   return cudaGetLastError();
 }
 
@@ -355,10 +372,13 @@ cudaError_t launch_values_nht(const LayerView& layer, const ModelView& model,
 
 cudaError_t configure_value_kernels(int bytes) {
   const void* const kernels_used[] = {
-      reinterpret_cast<const void*>(decode_values_kernel<1>),
-      reinterpret_cast<const void*>(decode_values_kernel<2>),
-      reinterpret_cast<const void*>(decode_values_kernel<4>),
-      reinterpret_cast<const void*>(decode_values_kernel<8>),
+      reinterpret_cast<const void*>(decode_values_kernel<1, 2>),
+      reinterpret_cast<const void*>(decode_values_kernel<2, 2>),
+      reinterpret_cast<const void*>(decode_values_kernel<4, 2>),
+      reinterpret_cast<const void*>(decode_values_kernel<8, 2>),
+      reinterpret_cast<const void*>(decode_values_kernel<1, 3>),
+      reinterpret_cast<const void*>(decode_values_kernel<2, 3>),
+      reinterpret_cast<const void*>(decode_values_kernel<4, 3>),
       reinterpret_cast<const void*>(combine_split_values_kernel),
   };
   return allow_dynamic_smem(kernels_used, bytes);

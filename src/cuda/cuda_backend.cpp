@@ -313,8 +313,7 @@ class CudaBackend : public Backend {
     sh.fold_ctas_per_item = layer.fold_view.n_chunks;
     sh.value_slots =
         sms * split_ctas_per_sm(kernels::split_values_smem_bytes(layer.values_view, model));
-    sh.value_ctas_per_item = (layer.values_view.value_width + kernels::kValueBlockChannels - 1) /
-                             kernels::kValueBlockChannels;
+    sh.value_ctas_per_item = layer.values_view.n_value_blocks;
     return sh;
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -454,21 +455,6 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   scores_view.raw_value_bytes = odd_units(raw_keys_only + scale_bytes);
 
   const int32_t value_width = W - key_width;
-  const int32_t n_vblocks =
-      std::max(1, (value_width + kernels::kValueBlockChannels - 1) / kernels::kValueBlockChannels);
-  std::vector<kernels::ChunkInfo> vblocks(static_cast<size_t>(n_vblocks),
-                                          kernels::ChunkInfo{0, 0, 0, 0});
-  int32_t raw_vblock = 0;
-  for (int32_t b = 0; b * kernels::kValueBlockChannels < value_width; ++b) {
-    const int32_t first = key_width + b * kernels::kValueBlockChannels;
-    const int32_t count =
-        std::min(kernels::kValueBlockChannels, value_width - b * kernels::kValueBlockChannels);
-    int32_t v0, v1;
-    byte_span(first, count, &v0, &v1);
-    vblocks[static_cast<size_t>(b)] = kernels::ChunkInfo{v0, v1, 0, 0};
-    raw_vblock = std::max(raw_vblock, v1 - v0);
-  }
-  value_block_bytes = upload(vblocks, stream);
 
   // Fold-the-query score kernel: the fused view's chunks (up to 8 query heads), staging only the
   // chunk's key codes and the scale region; fp16 keys are read straight from the staged rows.
@@ -549,13 +535,8 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
       has_wide_recon_view = true;
     }
   }
-  v.value_block_bytes = value_block_bytes.get<int4>();
-  scores_view.value_block_bytes = v.value_block_bytes;
   values_view = v;
   values_view.raw_key_bytes = 0;
-  // 16 bytes of slack after the staged codes: the value kernel reads whole 32-bit words (and
-  // 16-channel ldmatrix rows) that may reach a little past a block's last code.
-  values_view.raw_value_bytes = raw_vblock + 16 + odd_units(raw_vblock + 16 + scale_bytes);
   {
     bool fp16 = value_width > 0;
     for (const GroupLayout& gl : layout.value_groups) {
@@ -568,9 +549,50 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     }
     values_view.values_fp16 = fp16 ? 1 : 0;
   }
-  v.raw_value_block_bytes = values_view.raw_value_bytes;
-  values_view.raw_value_block_bytes = values_view.raw_value_bytes;
-  scores_view.raw_value_block_bytes = values_view.raw_value_bytes;
+  // The value kernel's blocks of `block` channels: the row bytes each stages.
+  auto set_value_blocks = [&](int32_t block) {
+    const int32_t n_vblocks = std::max(1, (value_width + block - 1) / block);
+    std::vector<kernels::ChunkInfo> vblocks(static_cast<size_t>(n_vblocks),
+                                            kernels::ChunkInfo{0, 0, 0, 0});
+    int32_t raw_vblock = 0;
+    for (int32_t b = 0; b * block < value_width; ++b) {
+      int32_t v0, v1;
+      byte_span(key_width + b * block, std::min(block, value_width - b * block), &v0, &v1);
+      vblocks[static_cast<size_t>(b)] = kernels::ChunkInfo{v0, v1, 0, 0};
+      raw_vblock = std::max(raw_vblock, v1 - v0);
+    }
+    value_block_bytes = upload(vblocks, stream);
+    values_view.value_block_bytes = value_block_bytes.get<int4>();
+    values_view.value_block_channels = block;
+    values_view.n_value_blocks = n_vblocks;
+    // 16 bytes of slack after the staged codes: the value kernel reads whole 32-bit words (and
+    // 16-channel ldmatrix rows) that may reach a little past a block's last code.
+    values_view.raw_value_bytes = raw_vblock + 16 + odd_units(raw_vblock + 16 + scale_bytes);
+    values_view.raw_value_block_bytes = values_view.raw_value_bytes;
+  };
+  // Wide blocks (up to kWideValueBlockChannels, evenly split: 307 channels -> one block of 320
+  // instead of 256 + 51, whose second CTA paid a whole tile's fixed cost for a sixth of the bytes)
+  // for up to kWideValueMaxHeads query heads, where the value kernel still fits two CTAs per SM
+  // (228 KB of shared memory per SM, 1 KB reserved per CTA). STARKV_NO_WIDE_VALUES=1 keeps
+  // kValueBlockChannels (for comparison).
+  static const bool no_wide_values = std::getenv("STARKV_NO_WIDE_VALUES") != nullptr;
+  int32_t heads_padded = 8;
+  while (heads_padded < model.view.n_heads) heads_padded *= 2;
+  int32_t block = kernels::kValueBlockChannels;
+  if (!no_wide_values && value_width > block && heads_padded <= kernels::kWideValueMaxHeads) {
+    const int32_t n = (value_width + kernels::kWideValueBlockChannels - 1) /
+                      kernels::kWideValueBlockChannels;
+    block = round_up((value_width + n - 1) / n, 16);
+  }
+  set_value_blocks(block);
+  constexpr size_t kTwoCtasPerSmSmem = 233472 / 2 - 1024;
+  if (block > kernels::kValueBlockChannels &&
+      kernels::split_values_smem_bytes(values_view, model.view) > kTwoCtasPerSmSmem)
+    set_value_blocks(kernels::kValueBlockChannels);
+  v.value_block_bytes = scores_view.value_block_bytes = values_view.value_block_bytes;
+  v.value_block_channels = scores_view.value_block_channels = values_view.value_block_channels;
+  v.n_value_blocks = scores_view.n_value_blocks = values_view.n_value_blocks;
+  v.raw_value_block_bytes = scores_view.raw_value_block_bytes = values_view.raw_value_block_bytes;
 }
 
 }  // namespace starkv
