@@ -442,94 +442,134 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     }
 
     if (kRecon) {
-      // Jobs (KV head gl, m-tile mt of 16 tokens) round-robin over the warps. Per job and group
-      // of 32 key dims: K = L Ut on tensor cores (4 n-tiles of 8 dims, rkp / 16 k-steps), RoPE
-      // on the accumulators (thread: dims 2tq, 2tq + 1 of each n-tile = one rotary pair, tokens
-      // grp and grp + 8; cos and sin from the CS table), the rotated keys packed to fp16 A
-      // fragments (two n-tiles = one k-step), then S += K Q^T with B = the group's queries (8
+      // Warp w takes m-tile mt = w % (TT / 16) (16 tokens) of KV heads hs, hs + kHeadSets, ...
+      // (hs = w / (TT / 16)). Per group of 32 key dims and head: K = L Ut on tensor cores (4
+      // n-tiles of 8 dims, rkp / 16 k-steps), RoPE on the accumulators (thread: dims 2tq, 2tq + 1
+      // of each n-tile = one rotary pair, tokens grp and grp + 8), the rotated keys packed to fp16
+      // A fragments (two n-tiles = one k-step), then S += K Q^T with B = the group's queries (8
       // columns: q_per_kv heads, the rest a zero row). Tensor work per token and KV head:
-      // 2 rkp D + 2 D 8 flops, against 2 rkp D per query head for the fold.
+      // 2 rkp D + 2 D 8 flops, against 2 rkp D per query head for the fold. The warp's heads share
+      // its tokens, so each group's cos and sin are read from the CS table and converted to fp32
+      // once for all of them (with one head per job they were a fifth of the kernel's
+      // instructions, bench/RESULTS.md); the k-steps are unrolled up to the head dim, so the
+      // first MMA of a group starts from zero instead of zeroed registers.
+      constexpr int kMTiles = TT / 16;
+      constexpr int kHeadSets = kWarps / kMTiles;
+      constexpr int kWarpHeads = (kReconKvHeads + kHeadSets - 1) / kHeadSets;
+      static_assert(kWarps % kMTiles == 0, "whole m-tiles per warp");
       const int UTS = rkp_max + 8;
       const __half* ut = ab;
       const __half* qs = ab + recon_ut_halves(D, rkp_max);
-      for (int job = warp; job < ngc * (TT / 16); job += kWarps) {
-        const int gl = job / (TT / 16), mt = job - gl * (TT / 16);
-        const int4 hd = heads[gl * qpk];
-        const int rkp = hd.y;
+      const int mt = warp % kMTiles, hs = warp / kMTiles;
+      const int sstride = decode ? 2 * ks : rstride;
+      const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
+      const __half* cs_hi = cs_lo + 8 * DS;
+      // Per head of the warp: its latents' rows (tokens grp and grp + 8 of the m-tile, ranks 2tq,
+      // 2tq + 1), its Ut (this lane's ldmatrix row), its query rows (head lane & 7 of the group,
+      // else the zero row), padded rank and alignment.
+      const uint8_t* row_lo[kWarpHeads];
+      const __half* utl[kWarpHeads];
+      const __half* qrow[kWarpHeads];
+      int rkp[kWarpHeads];
+      bool aligned[kWarpHeads];
+#pragma unroll
+      for (int j = 0; j < kWarpHeads; ++j) {
+        const int gl = hs + j * kHeadSets;
+        const int4 hd = gl < ngc ? heads[gl * qpk] : make_int4(0, 0, 1, 0);
         const uint8_t* src = (decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf) + hd.x;
-        const int sstride = decode ? 2 * ks : rstride;
-        const uint8_t* row_lo = src + (mt * 16 + grp) * sstride + 4 * tq;
-        const uint8_t* row_hi = row_lo + 8 * sstride;
-        const __half* utg = ut + gl * D * UTS;
-        // Query rows of this lane's ldmatrix address (head lane & 7 of the group, else zero).
+        row_lo[j] = src + (mt * 16 + grp) * sstride + 4 * tq;
+        utl[j] = ut + (gl * D + (lane >> 4) * 8 + (lane & 7)) * UTS + ((lane >> 3) & 1) * 8;
         const int qh = (lane & 7) < qpk ? gl * qpk + (lane & 7) : kFoldMaxHeads;
-        const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
-        const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
-        const __half* cs_hi = cs_lo + 8 * DS;
-        float sacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        auto job_scores = [&](auto aligned_tag) {
-          constexpr bool kAligned = decltype(aligned_tag)::value;
+        qrow[j] = qs + qh * DS + (lane >> 3) * 8;
+        rkp[j] = __shfl_sync(0xffffffffu, hd.y, 0);
+        aligned[j] = __shfl_sync(0xffffffffu, hd.z, 0) != 0;
+      }
+      float sacc[kWarpHeads][4];
 #pragma unroll
-          for (int dg = 0; dg < D / 32; ++dg) {
-            float kacc[4][4];
+      for (int j = 0; j < kWarpHeads; ++j) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.0f;
+      // kacc (+)= L Ut over the head's k-steps for dims dg*32 .. + 31.
+      auto reconstruct = [&](auto aligned_tag, float(&kacc)[4][4], int j, int dg) {
+        constexpr bool kAligned = decltype(aligned_tag)::value;
+        const uint8_t* lo = row_lo[j];
+        const uint8_t* hi = lo + 8 * sstride;
+        const __half* b0 = utl[j] + dg * 32 * UTS;
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt) kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
-            for (int kk = 0; kk < rkp; kk += 16) {
-              uint32_t a[4];  // L: tokens grp, grp + 8 x ranks kk + 2tq (+1), + 8
-              a[0] = latent_pair<kAligned>(row_lo + 2 * kk);
-              a[1] = latent_pair<kAligned>(row_hi + 2 * kk);
-              a[2] = latent_pair<kAligned>(row_lo + 2 * kk + 16);
-              a[3] = latent_pair<kAligned>(row_hi + 2 * kk + 16);
+        for (int kstep = 0; kstep < D / 16; ++kstep) {
+          if (16 * kstep >= rkp[j]) break;
+          const int kk = 16 * kstep;
+          uint32_t a[4];  // L: tokens grp, grp + 8 x ranks kk + 2tq (+1), + 8
+          a[0] = latent_pair<kAligned>(lo + 2 * kk);
+          a[1] = latent_pair<kAligned>(hi + 2 * kk);
+          a[2] = latent_pair<kAligned>(lo + 2 * kk + 16);
+          a[3] = latent_pair<kAligned>(hi + 2 * kk + 16);
 #pragma unroll
-              for (int np = 0; np < 2; ++np) {
-                // B: Ut rows = dims dg*32 + np*16 + (0..15), ranks kk + (0..15): matrices (n-tile
-                // 2np, ranks lo), (2np, hi), (2np + 1, lo), (2np + 1, hi).
-                uint32_t b[4];
-                ldmatrix_x4(b, utg + (dg * 32 + np * 16 + (lane >> 4) * 8 + (lane & 7)) * UTS + kk +
-                                   ((lane >> 3) & 1) * 8);
-                mma_16816(kacc[2 * np], a, b[0], b[1]);
-                mma_16816(kacc[2 * np + 1], a, b[2], b[3]);
-              }
-            }
-            // RoPE: pair p = dg*16 + nt*4 + tq of tokens grp (c0, c1) and grp + 8 (c2, c3).
-#pragma unroll
-            for (int nt = 0; nt < 4; ++nt) {
-              const int p2 = 2 * (dg * 16 + nt * 4);
-              const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
-              const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
-              const float k0 = kacc[nt][0], k1 = kacc[nt][1], k2 = kacc[nt][2], k3 = kacc[nt][3];
-              kacc[nt][0] = k0 * lo.x - k1 * lo.y;
-              kacc[nt][1] = k0 * lo.y + k1 * lo.x;
-              kacc[nt][2] = k2 * hi.x - k3 * hi.y;
-              kacc[nt][3] = k2 * hi.y + k3 * hi.x;
-            }
-            // Q fragments of dims dg*32 .. +31: matrices (k-step 0 lo, hi, k-step 1 lo, hi).
-            uint32_t bq[4];
-            ldmatrix_x4(bq, qrow + dg * 32);
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-              uint32_t ka[4];  // rotated keys, n-tiles 2j and 2j + 1, as an A fragment
-              ka[0] = pack_half2(kacc[2 * j][0], kacc[2 * j][1]);
-              ka[1] = pack_half2(kacc[2 * j][2], kacc[2 * j][3]);
-              ka[2] = pack_half2(kacc[2 * j + 1][0], kacc[2 * j + 1][1]);
-              ka[3] = pack_half2(kacc[2 * j + 1][2], kacc[2 * j + 1][3]);
-              mma_16816(sacc, ka, bq[2 * j], bq[2 * j + 1]);
-            }
+          for (int np = 0; np < 2; ++np) {
+            // B: Ut rows = dims dg*32 + np*16 + (0..15), ranks kk + (0..15): matrices (n-tile
+            // 2np, ranks lo), (2np, hi), (2np + 1, lo), (2np + 1, hi).
+            uint32_t b[4];
+            ldmatrix_x4(b, b0 + np * 16 * UTS + kk);
+            mma_16816(kacc[2 * np], a, b[0], b[1]);
+            mma_16816(kacc[2 * np + 1], a, b[2], b[3]);
           }
-        };
-        if (hd.z != 0) {
-          job_scores(std::true_type{});
-        } else {
-          job_scores(std::false_type{});
         }
-        // sacc: tokens grp (0, 1) and grp + 8 (2, 3) x the group's heads 2tq, 2tq + 1.
+      };
+#pragma unroll
+      for (int dg = 0; dg < D / 32; ++dg) {
+        // cos, sin of pairs dg*16 + nt*4 + tq for tokens grp (x, y) and grp + 8 (z, w).
+        float4 rot[4];
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const int p2 = 2 * (dg * 16 + nt * 4);
+          const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
+          const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
+          rot[nt] = make_float4(lo.x, lo.y, hi.x, hi.y);
+        }
+#pragma unroll
+        for (int j = 0; j < kWarpHeads; ++j) {
+          if (hs + j * kHeadSets >= ngc) break;  // (warp-uniform)
+          float kacc[4][4];
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
+          if (aligned[j]) {
+            reconstruct(std::true_type{}, kacc, j, dg);
+          } else {
+            reconstruct(std::false_type{}, kacc, j, dg);
+          }
+          // RoPE: pair p = dg*16 + nt*4 + tq of tokens grp (c0, c1) and grp + 8 (c2, c3).
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) {
+            const float4 r = rot[nt];
+            const float k0 = kacc[nt][0], k1 = kacc[nt][1], k2 = kacc[nt][2], k3 = kacc[nt][3];
+            kacc[nt][0] = k0 * r.x - k1 * r.y;
+            kacc[nt][1] = k0 * r.y + k1 * r.x;
+            kacc[nt][2] = k2 * r.z - k3 * r.w;
+            kacc[nt][3] = k2 * r.w + k3 * r.z;
+          }
+          // Q fragments of dims dg*32 .. +31: matrices (k-step 0 lo, hi, k-step 1 lo, hi).
+          uint32_t bq[4];
+          ldmatrix_x4(bq, qrow[j] + dg * 32);
+#pragma unroll
+          for (int h2 = 0; h2 < 2; ++h2) {
+            uint32_t ka[4];  // rotated keys, n-tiles 2 h2 and 2 h2 + 1, as an A fragment
+            ka[0] = pack_half2(kacc[2 * h2][0], kacc[2 * h2][1]);
+            ka[1] = pack_half2(kacc[2 * h2][2], kacc[2 * h2][3]);
+            ka[2] = pack_half2(kacc[2 * h2 + 1][0], kacc[2 * h2 + 1][1]);
+            ka[3] = pack_half2(kacc[2 * h2 + 1][2], kacc[2 * h2 + 1][3]);
+            mma_16816(sacc[j], ka, bq[2 * h2], bq[2 * h2 + 1]);
+          }
+        }
+      }
+      // sacc[j]: tokens grp (0, 1) and grp + 8 (2, 3) x the group's heads 2tq, 2tq + 1.
+#pragma unroll
+      for (int j = 0; j < kWarpHeads; ++j) {
+        const int gl = hs + j * kHeadSets;
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int hl = 2 * tq + e;
-          if (hl < qpk) {
+          if (gl < ngc && hl < qpk) {
             float* dst = sc + (gl * qpk + hl) * TT + mt * 16 + grp;
-            dst[0] = sacc[e];
-            dst[8] = sacc[2 + e];
+            dst[0] = sacc[j][e];
+            dst[8] = sacc[j][2 + e];
           }
         }
       }
