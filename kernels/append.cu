@@ -30,6 +30,7 @@
 //   then the block's bytes of the bit stream (one writer per byte); the row goes out as 16-byte
 //   stores. Reads: latents [W] per slice; writes: one row (row_bytes, zero padded) per token.
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels/dtype_io.cuh"
 #include "kernels/kernel_api.h"
@@ -143,6 +144,10 @@ __global__ void __launch_bounds__(kProjectThreads, kProjectCtasPerSm)
   float* const staged = smem;
   float* const warp_sums = smem;
 
+  // The encode launched after this kernel (programmatic dependent launch) may start once every
+  // CTA of this grid has started: it waits for the whole grid (and its writes) before it reads
+  // the latents, so it only needs to be resident, not to find them ready.
+  cudaTriggerProgrammaticLaunchCompletion();
   const ProjectionItem item = layer.proj_items[blockIdx.x];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const void* __restrict__ x = item.is_value ? values : keys;
@@ -245,6 +250,9 @@ __global__ void __launch_bounds__(kEncodeThreads)
   for (int i = tid; i < layer.n_blocks * kBlockWords; i += kEncodeThreads) {
     reinterpret_cast<int32_t*>(blocks)[i] = reinterpret_cast<const int32_t*>(layer.blocks)[i];
   }
+  // After the projection (launched as its programmatic dependent): its grid has finished and its
+  // writes are visible past this point. Launched the ordinary way, this returns at once.
+  cudaGridDependencySynchronize();
   for (int c = tid; c < W; c += kEncodeThreads) {
     // Unrolled over the most slices there can be, the loads issue together and only the adds
     // (in slice order) wait: a one-token append's encode is a single CTA, and a runtime-bounded
@@ -354,7 +362,7 @@ cudaError_t launch_project_latents(const LayerView& layer, int32_t kv_width, int
 cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int32_t n,
                                const void* latents, int dtype, int32_t slices,
                                const int2* host_targets, const int2* device_targets,
-                               cudaStream_t stream) {
+                               bool after_projection, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (slices < 1 || slices > kMaxProjectSlices || (slices > 1 && dtype != 0) ||
       (n <= kInlineTargets ? host_targets == nullptr : device_targets == nullptr))
@@ -367,9 +375,22 @@ cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int3
   const size_t smem = static_cast<size_t>(layer.row_bytes) +
                       static_cast<size_t>(layer.latent_width) * 5 +
                       static_cast<size_t>(layer.n_blocks) * sizeof(DevBlock) + 16;
-  encode_rows_kernel<<<static_cast<unsigned>(n), kEncodeThreads, smem, stream>>>(
-      layer, page_tokens, n, latents, dtype, slices, inline_targets, device_targets);
-  return cudaGetLastError();
+  // STARKV_NO_PDL=1: launched the ordinary way (for comparison).
+  static const bool no_pdl = std::getenv("STARKV_NO_PDL") != nullptr;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(n));
+  config.blockDim = dim3(kEncodeThreads);
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  if (after_projection && !no_pdl) {
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  return cudaLaunchKernelEx(&config, encode_rows_kernel, layer, page_tokens, n, latents, dtype,
+                            slices, inline_targets, device_targets);
 }
 
 }  // namespace kernels

@@ -272,11 +272,14 @@ cudaError_t launch_to_float(const void* src, int dtype, int64_t n, float* dst, c
 // slices summed in order (slices > 1 only for f32 partial sums from launch_project_latents).
 // Targets: [n] (page, slot) pairs; up to kInlineTargets of them travel in the launch's parameters
 // from host_targets (no copy to the device), more are read from device_targets.
+// after_projection: the kernel just before it on the stream is launch_project_latents, which lets
+// it launch early (programmatic dependent launch): its CTAs clear their rows and copy the block
+// descriptors while the projection finishes, and wait for it only before reading the latents.
 constexpr int32_t kInlineTargets = 64;
 cudaError_t launch_encode_rows(const LayerView& layer, int32_t page_tokens, int32_t n,
                                const void* latents, int dtype, int32_t slices,
                                const int2* host_targets, const int2* device_targets,
-                               cudaStream_t stream);
+                               bool after_projection, cudaStream_t stream);
 
 }  // namespace kernels
 }  // namespace starkv

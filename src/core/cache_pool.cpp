@@ -24,10 +24,14 @@ CachePool::CachePool(std::shared_ptr<const Profile> profile, std::shared_ptr<Bac
       config_(config),
       pages_(config.n_pages) {
   require(config_.page_tokens >= 1 && config_.page_tokens <= 4096, STARKV_ERR_INVALID_ARGUMENT,
-          "page_tokens must be in [1, 4096], got " + std::to_string(config_.page_tokens));
+          [&] {
+            return "page_tokens must be in [1, 4096], got " + std::to_string(config_.page_tokens);
+          });
   require(config_.n_pages >= 1 && config_.n_pages <= std::numeric_limits<int32_t>::max(),
-          STARKV_ERR_INVALID_ARGUMENT,
-          "the pool needs between 1 and 2^31-1 pages, got " + std::to_string(config_.n_pages));
+          STARKV_ERR_INVALID_ARGUMENT, [&] {
+            return "the pool needs between 1 and 2^31-1 pages, got " +
+                   std::to_string(config_.n_pages);
+          });
   require(config_.max_sequences >= 1, STARKV_ERR_INVALID_ARGUMENT,
           "max_sequences must be at least 1");
   storage_ = backend_->create_pool_storage(*profile_, config_.n_pages, config_.page_tokens);
@@ -38,7 +42,7 @@ CachePool::~CachePool() = default;
 const CachePool::Sequence& CachePool::sequence(int32_t seq) const {
   auto it = sequences_.find(seq);
   require(it != sequences_.end(), STARKV_ERR_UNKNOWN_SEQUENCE,
-          "the pool holds no " + seq_name(seq));
+          [&] { return "the pool holds no " + seq_name(seq); });
   return it->second;
 }
 
@@ -48,8 +52,10 @@ CachePool::Sequence& CachePool::sequence(int32_t seq) {
 
 int32_t CachePool::new_sequence_id() {
   require(static_cast<int32_t>(sequences_.size()) < config_.max_sequences, STARKV_ERR_POOL_FULL,
-          "the pool already holds its maximum of " + std::to_string(config_.max_sequences) +
-              " sequences");
+          [&] {
+            return "the pool already holds its maximum of " +
+                   std::to_string(config_.max_sequences) + " sequences";
+          });
   require(next_sequence_id_ < std::numeric_limits<int32_t>::max(), STARKV_ERR_POOL_FULL,
           "sequence ids exhausted");
   return next_sequence_id_++;
@@ -87,7 +93,7 @@ int32_t CachePool::sequence_length(int32_t seq) const {
 
 int32_t CachePool::layer_length(int32_t seq, int32_t layer) const {
   require(layer >= 0 && layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT,
-          "layer " + std::to_string(layer) + " is out of range");
+          [&] { return "layer " + std::to_string(layer) + " is out of range"; });
   return sequence(seq).layer_length[static_cast<size_t>(layer)];
 }
 
@@ -143,9 +149,10 @@ std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tok
                                                     const int32_t* positions, const void* data_a,
                                                     const void* data_b, bool data_is_latents,
                                                     starkv_dtype dtype) {
-  require(layer >= 0 && layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT,
-          "layer " + std::to_string(layer) + " is out of range [0, " +
-              std::to_string(profile_->shape.n_layers) + ")");
+  require(layer >= 0 && layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT, [&] {
+    return "layer " + std::to_string(layer) + " is out of range [0, " +
+           std::to_string(profile_->shape.n_layers) + ")";
+  });
   require(n_tokens >= 0, STARKV_ERR_INVALID_ARGUMENT, "n_tokens is negative");
   if (n_tokens == 0) return {};
   require(seq_ids != nullptr && positions != nullptr, STARKV_ERR_INVALID_ARGUMENT,
@@ -153,7 +160,7 @@ std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tok
   require(data_a != nullptr && data_b != nullptr, STARKV_ERR_INVALID_ARGUMENT,
           "the data pointers must not be NULL");
   require(is_valid_dtype(dtype), STARKV_ERR_DTYPE,
-          "unknown dtype " + std::to_string(enum_value(dtype)));
+          [&] { return "unknown dtype " + std::to_string(enum_value(dtype)); });
   const int64_t values_per_token =
       data_is_latents ? profile_->row_layouts[static_cast<size_t>(layer)].latent_width
                       : profile_->shape.kv_width();
@@ -168,12 +175,13 @@ std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tok
     const int64_t expected =
         static_cast<int64_t>(s.layer_length[static_cast<size_t>(layer)]) + count;
     require(expected < std::numeric_limits<int32_t>::max(), STARKV_ERR_POSITION,
-            seq_name(seq_ids[i]) + " is at the maximum length");
-    require(positions[i] == expected, STARKV_ERR_POSITION,
-            "token " + std::to_string(i) + " of " + seq_name(seq_ids[i]) + " has position " +
-                std::to_string(positions[i]) + " but layer " + std::to_string(layer) +
-                " expects position " + std::to_string(expected) +
-                " (append positions in order, without gaps)");
+            [&] { return seq_name(seq_ids[i]) + " is at the maximum length"; });
+    require(positions[i] == expected, STARKV_ERR_POSITION, [&] {
+      return "token " + std::to_string(i) + " of " + seq_name(seq_ids[i]) + " has position " +
+             std::to_string(positions[i]) + " but layer " + std::to_string(layer) +
+             " expects position " + std::to_string(expected) +
+             " (append positions in order, without gaps)";
+    });
     ++count;
   }
 
@@ -183,9 +191,10 @@ std::vector<AppendTarget> CachePool::prepare_append(int32_t layer, int32_t n_tok
     const int32_t from = s.layer_length[static_cast<size_t>(layer)];
     needed += pages_needed_to_write(s, from, from + count);
   }
-  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL,
-          "the append needs " + std::to_string(needed) + " free pages but the pool has " +
-              std::to_string(pages_.free_count()) + " (nothing was written)");
+  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL, [&] {
+    return "the append needs " + std::to_string(needed) + " free pages but the pool has " +
+           std::to_string(pages_.free_count()) + " (nothing was written)";
+  });
 
   for (const auto& [id, count] : batch_count) {
     Sequence& s = sequence(id);
@@ -241,7 +250,7 @@ void CachePool::reserve(int32_t n, const int32_t* seq_ids, const int32_t* length
   for (int32_t i = 0; i < n; ++i) {
     sequence(seq_ids[i]);
     require(lengths[i] >= 1, STARKV_ERR_INVALID_ARGUMENT,
-            "kv_lengths[" + std::to_string(i) + "] must be at least 1");
+            [&] { return "kv_lengths[" + std::to_string(i) + "] must be at least 1"; });
     int32_t& l = longest[seq_ids[i]];
     l = std::max(l, lengths[i]);
   }
@@ -250,9 +259,10 @@ void CachePool::reserve(int32_t n, const int32_t* seq_ids, const int32_t* length
     const Sequence& s = sequence(id);
     needed += pages_needed_to_write(s, sequence_length(id), length);
   }
-  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL,
-          "the step needs " + std::to_string(needed) + " free pages but the pool has " +
-              std::to_string(pages_.free_count()));
+  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL, [&] {
+    return "the step needs " + std::to_string(needed) + " free pages but the pool has " +
+           std::to_string(pages_.free_count());
+  });
   for (const auto& [id, length] : longest) make_writable(sequence(id), sequence_length(id), length);
 }
 
@@ -263,24 +273,27 @@ std::vector<AttendQuery> CachePool::resolve_queries(int32_t layer, int32_t n,
   require(n == 0 || (seq_ids != nullptr && kv_lengths != nullptr), STARKV_ERR_INVALID_ARGUMENT,
           "seq_ids must not be NULL");
   if (layer >= 0) {
-    require(layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT,
-            "layer " + std::to_string(layer) + " is out of range [0, " +
-                std::to_string(profile_->shape.n_layers) + ")");
+    require(layer < profile_->shape.n_layers, STARKV_ERR_INVALID_ARGUMENT, [&] {
+      return "layer " + std::to_string(layer) + " is out of range [0, " +
+             std::to_string(profile_->shape.n_layers) + ")";
+    });
   }
   std::vector<AttendQuery> queries(static_cast<size_t>(n));
   const int32_t pt = config_.page_tokens;
   for (int32_t i = 0; i < n; ++i) {
     const Sequence& s = sequence(seq_ids[i]);
     const int32_t kv = kv_lengths[i];
-    require(kv >= 1, STARKV_ERR_INVALID_ARGUMENT,
-            "query " + std::to_string(i) + " attends " + std::to_string(kv) +
-                " tokens; it must attend at least 1");
+    require(kv >= 1, STARKV_ERR_INVALID_ARGUMENT, [&] {
+      return "query " + std::to_string(i) + " attends " + std::to_string(kv) +
+             " tokens; it must attend at least 1";
+    });
     if (layer >= 0) {
       const int32_t stored = s.layer_length[static_cast<size_t>(layer)];
-      require(kv <= stored, STARKV_ERR_POSITION,
-              seq_name(seq_ids[i]) + " holds " + std::to_string(stored) + " tokens in layer " +
-                  std::to_string(layer) + " but query " + std::to_string(i) + " attends " +
-                  std::to_string(kv));
+      require(kv <= stored, STARKV_ERR_POSITION, [&] {
+        return seq_name(seq_ids[i]) + " holds " + std::to_string(stored) + " tokens in layer " +
+               std::to_string(layer) + " but query " + std::to_string(i) + " attends " +
+               std::to_string(kv);
+      });
     }
     AttendQuery& q = queries[static_cast<size_t>(i)];
     q.seq_id = seq_ids[i];
@@ -295,10 +308,11 @@ std::vector<uint8_t> CachePool::export_sequence(int32_t seq) {
   const Sequence& s = sequence(seq);
   const int32_t n = s.layer_length.front();
   for (size_t l = 0; l < s.layer_length.size(); ++l) {
-    require(s.layer_length[l] == n, STARKV_ERR_INVALID_STATE,
-            seq_name(seq) + " holds " + std::to_string(n) + " tokens in layer 0 but " +
-                std::to_string(s.layer_length[l]) + " in layer " + std::to_string(l) +
-                "; export it between steps, when every layer holds the same tokens");
+    require(s.layer_length[l] == n, STARKV_ERR_INVALID_STATE, [&] {
+      return seq_name(seq) + " holds " + std::to_string(n) + " tokens in layer 0 but " +
+             std::to_string(s.layer_length[l]) + " in layer " + std::to_string(l) +
+             "; export it between steps, when every layer holds the same tokens";
+    });
   }
   SequenceSnapshot snap;
   snap.profile_fingerprint = profile_->fingerprint();
@@ -330,18 +344,22 @@ int32_t CachePool::import_sequence(const void* data, size_t size) {
   require(snap.n_tokens >= 0, STARKV_ERR_CORRUPT_DATA, "the snapshot has a negative length");
   for (int32_t l = 0; l < n_layers; ++l) {
     const int32_t row_bytes = profile_->row_layouts[static_cast<size_t>(l)].row_bytes;
-    require(snap.row_bytes[static_cast<size_t>(l)] == row_bytes, STARKV_ERR_PROFILE_MISMATCH,
-            "the snapshot's rows of layer " + std::to_string(l) + " have another size");
+    require(snap.row_bytes[static_cast<size_t>(l)] == row_bytes, STARKV_ERR_PROFILE_MISMATCH, [&] {
+      return "the snapshot's rows of layer " + std::to_string(l) + " have another size";
+    });
     require(snap.layer_rows[static_cast<size_t>(l)].size() ==
                 static_cast<size_t>(snap.n_tokens) * static_cast<size_t>(row_bytes),
-            STARKV_ERR_CORRUPT_DATA, "the snapshot's rows of layer " + std::to_string(l) +
-                                         " do not match its length");
+            STARKV_ERR_CORRUPT_DATA, [&] {
+              return "the snapshot's rows of layer " + std::to_string(l) +
+                     " do not match its length";
+            });
   }
   const int32_t pt = config_.page_tokens;
   const int64_t needed = (static_cast<int64_t>(snap.n_tokens) + pt - 1) / pt;
-  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL,
-          "the snapshot needs " + std::to_string(needed) + " free pages but the pool has " +
-              std::to_string(pages_.free_count()));
+  require(needed <= pages_.free_count(), STARKV_ERR_POOL_FULL, [&] {
+    return "the snapshot needs " + std::to_string(needed) + " free pages but the pool has " +
+           std::to_string(pages_.free_count());
+  });
   const int32_t id = new_sequence_id();
   Sequence s;
   s.layer_length.assign(static_cast<size_t>(n_layers), snap.n_tokens);

@@ -12,16 +12,16 @@ void check_attention_buffers(const void* queries, starkv_dtype query_dtype, cons
   require(queries != nullptr && out != nullptr, STARKV_ERR_INVALID_ARGUMENT,
           "queries and out must not be NULL");
   require(is_valid_dtype(query_dtype), STARKV_ERR_DTYPE,
-          "unknown query dtype " + std::to_string(static_cast<int>(query_dtype)));
+          [&] { return "unknown query dtype " + std::to_string(static_cast<int>(query_dtype)); });
   require(is_valid_dtype(out_dtype), STARKV_ERR_DTYPE,
-          "unknown output dtype " + std::to_string(static_cast<int>(out_dtype)));
+          [&] { return "unknown output dtype " + std::to_string(static_cast<int>(out_dtype)); });
 }
 
 DecodeStep::DecodeStep(std::shared_ptr<CachePool> pool) : pool_(std::move(pool)) {}
 
 void DecodeStep::plan(int32_t n_queries, const int32_t* seq_ids, const int32_t* kv_lengths) {
   require(n_queries >= 1, STARKV_ERR_INVALID_ARGUMENT,
-          "a step needs at least one query, got " + std::to_string(n_queries));
+          [&] { return "a step needs at least one query, got " + std::to_string(n_queries); });
   require(seq_ids != nullptr, STARKV_ERR_INVALID_ARGUMENT, "seq_ids must not be NULL");
   std::vector<int32_t> lengths(static_cast<size_t>(n_queries));
   for (int32_t i = 0; i < n_queries; ++i) {

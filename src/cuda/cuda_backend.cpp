@@ -188,7 +188,7 @@ class CudaBackend : public Backend {
       cuda_check(
           kernels::launch_project_latents(d.view, kv_width, n, keys, values, dtype, lat, stream_),
           "project_latents");
-      encode(s, d, targets, lat, STARKV_DTYPE_F32, slices);
+      encode(s, d, targets, lat, STARKV_DTYPE_F32, slices, true);
       return;
     }
     scratch_.reserve((2 * in_elems + lat_elems) * sizeof(float));
@@ -201,7 +201,7 @@ class CudaBackend : public Backend {
         kernels::launch_to_float(values, dtype, static_cast<int64_t>(in_elems), v32, stream_),
         "to_float (values)");
     project_with_cublas(d, kv_width, n, k32, v32, lat);
-    encode(s, d, targets, lat, STARKV_DTYPE_F32, 1);
+    encode(s, d, targets, lat, STARKV_DTYPE_F32, 1, false);
   }
 
   void append_latents(const Profile&, PoolStorage& storage, int32_t layer,
@@ -209,7 +209,7 @@ class CudaBackend : public Backend {
                       starkv_dtype dtype) override {
     select();
     auto& s = static_cast<CudaPoolStorage&>(storage);
-    encode(s, *s.layers[static_cast<size_t>(layer)], targets, latents, dtype, 1);
+    encode(s, *s.layers[static_cast<size_t>(layer)], targets, latents, dtype, 1, false);
   }
 
   void read_rows(const Profile&, const PoolStorage& storage, int32_t layer, int32_t page,
@@ -254,7 +254,7 @@ class CudaBackend : public Backend {
 
   void encode(const CudaPoolStorage& s, const DeviceLayer& d,
               const std::vector<AppendTarget>& targets, const void* latents, starkv_dtype dtype,
-              int32_t slices) {
+              int32_t slices, bool after_projection) {
     const int32_t n = static_cast<int32_t>(targets.size());
     if (n == 0) return;
     // host_targets_ keeps its capacity: no allocation per decode step.
@@ -271,8 +271,11 @@ class CudaBackend : public Backend {
                  "cudaMemcpyAsync (targets)");
       device_targets = target_buf_.get<int2>();
     }
+    // After the projection kernel the encode launches as its programmatic dependent, unless a
+    // copy of the targets (n > kInlineTargets) sits between them on the stream.
     cuda_check(kernels::launch_encode_rows(d.view, s.page_tokens, n, latents, dtype, slices,
-                                           host.data(), device_targets, stream_),
+                                           host.data(), device_targets,
+                                           after_projection && device_targets == nullptr, stream_),
                "encode_rows");
     // The next append reuses target_buf_; a pageable copy above already ordered on the stream.
   }
