@@ -573,13 +573,16 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   // Wide blocks (up to kWideValueBlockChannels, evenly split: 307 channels -> one block of 320
   // instead of 256 + 51, whose second CTA paid a whole tile's fixed cost for a sixth of the bytes)
   // for up to kWideValueMaxHeads query heads, where the value kernel still fits two CTAs per SM
-  // (228 KB of shared memory per SM, 1 KB reserved per CTA). STARKV_NO_WIDE_VALUES=1 keeps
-  // kValueBlockChannels (for comparison).
+  // (228 KB of shared memory per SM, 1 KB reserved per CTA), and only where the narrow blocks
+  // leave a partial one: when they are all full (Llama-2-7B-like at 60%: 2048 channels) a wide
+  // block's warps with three m-tiles only add time (1348 -> 1398 us, bench/RESULTS.md, eighth
+  // session). STARKV_NO_WIDE_VALUES=1 keeps kValueBlockChannels (for comparison).
   static const bool no_wide_values = std::getenv("STARKV_NO_WIDE_VALUES") != nullptr;
   int32_t heads_padded = 8;
   while (heads_padded < model.view.n_heads) heads_padded *= 2;
   int32_t block = kernels::kValueBlockChannels;
-  if (!no_wide_values && value_width > block && heads_padded <= kernels::kWideValueMaxHeads) {
+  if (!no_wide_values && value_width > block && value_width % block != 0 &&
+      heads_padded <= kernels::kWideValueMaxHeads) {
     const int32_t n = (value_width + kernels::kWideValueBlockChannels - 1) /
                       kernels::kWideValueBlockChannels;
     block = round_up((value_width + n - 1) / n, 16);
