@@ -529,7 +529,8 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
           if (hs + j * kHeadSets >= ngc) break;  // (warp-uniform)
           float kacc[4][4];
 #pragma unroll
-          for (int nt = 0; nt < 4; ++nt) kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
+          for (int nt = 0; nt < 4; ++nt)
+            kacc[nt][0] = kacc[nt][1] = kacc[nt][2] = kacc[nt][3] = 0.0f;
           if (aligned[j]) {
             reconstruct(std::true_type{}, kacc, j, dg);
           } else {

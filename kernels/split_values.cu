@@ -360,6 +360,8 @@ cudaError_t launch_values_nht(const LayerView& layer, const ModelView& model,
   if (value_m_tiles(layer.value_block_channels) == 2) {
     decode_values_kernel<NHT, 2><<<grid, kThreads, smem, stream>>>(layer, model, batch);
   } else if (NHT * 8 <= kWideValueMaxHeads) {
+    // (The template argument is clamped so that no 64-head wide instance is compiled: its 3 x 8
+    // accumulator tiles would spill.)
     decode_values_kernel<(NHT * 8 <= kWideValueMaxHeads ? NHT : 1), 3>
         <<<grid, kThreads, smem, stream>>>(layer, model, batch);
   } else {

@@ -28,8 +28,8 @@ inline void require(bool condition, starkv_status status, const std::string& mes
 
 // The same with the message built only on failure: make_message() returns it. Checks that run per
 // token or per query of a decode step take this form, so that a passing check costs a comparison
-// and not the string concatenations of its message (16 tokens' append checks built about 200
-// strings per call).
+// and not the string concatenations of its message (a 16-token append's checks built several
+// hundred strings per call).
 template <typename MakeMessage,
           typename = std::enable_if_t<std::is_invocable_r_v<std::string, MakeMessage>>>
 inline void require(bool condition, starkv_status status, MakeMessage&& make_message) {

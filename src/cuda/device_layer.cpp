@@ -575,7 +575,7 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   // for up to kWideValueMaxHeads query heads, where the value kernel still fits two CTAs per SM
   // (228 KB of shared memory per SM, 1 KB reserved per CTA), and only where the narrow blocks
   // leave a partial one: when they are all full (Llama-2-7B-like at 60%: 2048 channels) a wide
-  // block's warps with three m-tiles only add time (1348 -> 1398 us, bench/RESULTS.md, eighth
+  // block's warps with three m-tiles only add time (1348 -> 1392-1404 us, bench/RESULTS.md, eighth
   // session). STARKV_NO_WIDE_VALUES=1 keeps kValueBlockChannels (for comparison).
   static const bool no_wide_values = std::getenv("STARKV_NO_WIDE_VALUES") != nullptr;
   int32_t heads_padded = 8;
