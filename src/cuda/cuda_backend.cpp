@@ -380,13 +380,14 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
     for (const AttendQuery& q : queries) lengths.push_back(q.kv_length);
     split = wave_filling_split(s.split_shapes, lengths, pieces, split);
   }
-  // STARKV_SPLIT_TOKENS=N: items of N tokens (rounded up to 64) instead of the planner's choice,
-  // to measure that choice against the others (bench/RESULTS.md).
+  // STARKV_SPLIT_TOKENS=N: items of N tokens (rounded up to 64, at most the longest query)
+  // instead of the planner's choice, to measure that choice against the others
+  // (bench/RESULTS.md).
   static const int64_t forced_split = [] {
     const char* e = std::getenv("STARKV_SPLIT_TOKENS");
     return e != nullptr ? std::max<int64_t>(0, std::atoll(e)) : 0;
   }();
-  if (forced_split > 0) split = (forced_split + 63) / 64 * 64;
+  if (forced_split > 0) split = (std::min(forced_split, longest) + 63) / 64 * 64;
 
   std::vector<kernels::WorkItem> items;
   std::vector<int2> query_items(static_cast<size_t>(nq));
