@@ -122,6 +122,11 @@ TEST_F(ApiErrors, StructSizesAreChecked) {
 TEST_F(ApiErrors, BadAppendsLeaveThePoolUnchanged) {
   const std::string before = fingerprint();
   expect_error(append(seq_, 0, 11, 1), STARKV_ERR_POSITION, "a gap in positions");
+  // (The message is built only on failure, core/error.h; it still names the positions.)
+  EXPECT_NE(std::string(starkv_last_error()).find("has position 11"), std::string::npos)
+      << starkv_last_error();
+  EXPECT_NE(std::string(starkv_last_error()).find("expects position 10"), std::string::npos)
+      << starkv_last_error();
   expect_error(append(seq_, 0, 9, 1), STARKV_ERR_POSITION, "a repeated position");
   expect_error(append(seq_ + 100, 0, 0, 1), STARKV_ERR_UNKNOWN_SEQUENCE, "unknown sequence");
   expect_error(append(seq_, 2, 10, 1), STARKV_ERR_INVALID_ARGUMENT, "layer out of range");

@@ -1,7 +1,8 @@
 // Split-K planning (core/split_planning.h): the wave-filling split for split-mode decode attention.
 // The shapes are those of the H200 runs (132 SMs, two CTAs per SM for both kernels): the
-// Llama-2-7B-like layer at 75% has 4 head chunks and 5 value blocks (1229 value channels in
-// 256-channel blocks), the Llama-3-8B-like layer 4 chunks and 2 blocks (307 channels).
+// Llama-2-7B-like layer at 75% has 4 head chunks and 5 value blocks when its 1229 value channels
+// go in 256-channel blocks, 4 in the blocks of 320 the value kernel has used since the eighth
+// session; the Llama-3-8B-like layer 4 chunks and 2 blocks (307 channels; one block of 320 now).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ TEST(SplitPlanning, FillsTheLastRoundAtBatch16And32K) {
   EXPECT_EQ(items_of(lengths, llama2) * 4, 1024);
   // With 2 value blocks the value kernel's rounds favour fewer, longer items.
   EXPECT_EQ(wave_filling_split({h200_layer(2)}, lengths, 17, 1984), 4096);
+  // With 4 (the Llama-2-like layer's blocks of 320): items of 8192 tokens, one round of each
+  // kernel, the split the H200 took when the value blocks changed (the step went 922 -> 838 us;
+  // bench/results-2026-12-02h/split_sweep.txt has it within 1% of the best forced split).
+  EXPECT_EQ(wave_filling_split({h200_layer(4)}, lengths, 17, 1984), 8192);
   EXPECT_LT(estimated_split_cost({h200_layer(5)}, lengths, 2048),
             estimated_split_cost({h200_layer(5)}, lengths, 1984));
 }
