@@ -22,7 +22,7 @@
 //   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
 //   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
-//   the job loop); staging, CS table and softmax are the same. With fp16 keys its chunks hold 4
+//   the recon block of the tile loop); staging, CS table and softmax are the same. With fp16 keys its chunks hold 4
 //   KV heads (DeviceLayer::wide_recon_view: up to 32 query heads; warp w then runs the softmax of
 //   heads w, w + 8, ...), with quantized keys the model's chunks of 8 query heads.
 //   CS table: each thread's segment starts from an angle exact at the item's start, advanced by a
@@ -58,10 +58,9 @@ struct FoldSmem {
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
 
-// The sm_90 opt-in shared memory per block, and the most a block may use for two to fit on one SM
-// (228 KB per SM, 1 KB of it reserved per block).
+// The sm_90 opt-in shared memory per block, and the most a block may use for two to fit on one SM.
 constexpr size_t kFoldSmemLimit = 232448;
-constexpr size_t kFoldSmemTwoPerSm = 233472 / 2 - 1024;
+constexpr size_t kFoldSmemTwoPerSm = kSmemTwoCtasPerSm;
 
 // Reconstructing keys (recon): the up-projections of up to kReconKvHeads KV heads per chunk (a
 // model chunk holds 8 / q_per_kv of them, q_per_kv >= 2; a wide chunk, DeviceLayer::

@@ -223,6 +223,16 @@ cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const Layer
 constexpr int kValueBlockChannels = 256;
 constexpr int kWideValueBlockChannels = 384;
 constexpr int kWideValueMaxHeads = 32;  // (3 m-tiles x 8 head tiles of accumulators would spill)
+// Query heads padded to whole n8 tiles of the value kernel's accumulators: 8, 16, 32, 64, ...
+// (AttendBatch::heads_padded; the value kernel has instances for up to 64).
+inline int32_t padded_heads(int32_t n_heads) {
+  int32_t hp = 8;
+  while (hp < n_heads) hp *= 2;
+  return hp;
+}
+// The most shared memory a CTA may use for two to fit on one sm_90 SM (228 KB per SM, 1 KB of it
+// reserved per CTA).
+constexpr size_t kSmemTwoCtasPerSm = 233472 / 2 - 1024;
 
 cudaError_t launch_combine_splits(const LayerView& layer, const ModelView& model,
                                   const AttendBatch& batch, void* out, int out_dtype,

@@ -387,8 +387,7 @@ cudaError_t configure_value_kernels(int bytes) {
 }
 
 size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model) {
-  int hp = 8;
-  while (hp < model.n_heads) hp *= 2;
+  const int hp = padded_heads(model.n_heads);
   return hp > 64 ? 0 : values_smem(layer, hp);
 }
 

@@ -441,8 +441,7 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
     value_width = std::max(value_width, layer->view.value_width);
   }
   const int32_t H = profile.shape.n_heads;
-  int32_t heads_padded = 8;
-  while (heads_padded < H) heads_padded *= 2;
+  const int32_t heads_padded = kernels::padded_heads(H);
   const int32_t tiles =
       static_cast<int32_t>((split + kernels::kAttnTileTokens - 1) / kernels::kAttnTileTokens);
   if (split_mode) {

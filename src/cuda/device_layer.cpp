@@ -578,24 +578,18 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   // block's warps with three m-tiles only add time (1348 -> 1392-1404 us, bench/RESULTS.md, eighth
   // session). STARKV_NO_WIDE_VALUES=1 keeps kValueBlockChannels (for comparison).
   static const bool no_wide_values = std::getenv("STARKV_NO_WIDE_VALUES") != nullptr;
-  int32_t heads_padded = 8;
-  while (heads_padded < model.view.n_heads) heads_padded *= 2;
   int32_t block = kernels::kValueBlockChannels;
   if (!no_wide_values && value_width > block && value_width % block != 0 &&
-      heads_padded <= kernels::kWideValueMaxHeads) {
+      kernels::padded_heads(model.view.n_heads) <= kernels::kWideValueMaxHeads) {
     const int32_t n = (value_width + kernels::kWideValueBlockChannels - 1) /
                       kernels::kWideValueBlockChannels;
     block = round_up((value_width + n - 1) / n, 16);
   }
   set_value_blocks(block);
-  constexpr size_t kTwoCtasPerSmSmem = 233472 / 2 - 1024;
   if (block > kernels::kValueBlockChannels &&
-      kernels::split_values_smem_bytes(values_view, model.view) > kTwoCtasPerSmSmem)
+      kernels::split_values_smem_bytes(values_view, model.view) > kernels::kSmemTwoCtasPerSm)
     set_value_blocks(kernels::kValueBlockChannels);
-  v.value_block_bytes = scores_view.value_block_bytes = values_view.value_block_bytes;
-  v.value_block_channels = scores_view.value_block_channels = values_view.value_block_channels;
-  v.n_value_blocks = scores_view.n_value_blocks = values_view.n_value_blocks;
-  v.raw_value_block_bytes = scores_view.raw_value_block_bytes = values_view.raw_value_block_bytes;
+  // (Only the value kernel reads the blocks, through values_view.)
 }
 
 }  // namespace starkv
