@@ -68,6 +68,10 @@ cudaError_t configure_fold_kernels(int bytes) {
   return e == cudaSuccess ? configure_fold_wgmma_kernels(bytes) : e;
 }
 
+bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
+  return fold_uses_wgmma(fold_layer, model);
+}
+
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {
   return fold_layer_layout(fold_layer, model, fold_uses_wgmma(fold_layer, model)).total;
 }

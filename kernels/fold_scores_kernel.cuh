@@ -22,13 +22,16 @@
 //   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
 //   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
-//   the recon block of the tile loop); staging, CS table and softmax are the same. With fp16 keys its chunks hold 4
-//   KV heads (DeviceLayer::wide_recon_view: up to 32 query heads; warp w then runs the softmax of
-//   heads w, w + 8, ...), with quantized keys the model's chunks of 8 query heads.
-//   CS table: each thread's segment starts from an angle exact at the item's start, advanced by a
-//   TT-token rotation per tile; within the segment each token rotates the previous one by one
+//   the recon block of the tile loop); staging, CS table and softmax are the same. With fp16 keys
+//   its chunks hold 4 KV heads (DeviceLayer::wide_recon_view: up to 32 query heads; warp w then
+//   runs the softmax of heads w, w + 8, ...), with quantized keys the model's chunks of 8 query
+//   heads. CS table: each thread's segment starts from an angle exact at the item's start, advanced
+//   by a TT-token rotation per tile; within the segment each token rotates the previous one by one
 //   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
-//   deeper ring was measured slower, bench/RESULTS.md).
+//   deeper ring was measured slower, bench/RESULTS.md). The wgmma instances stage a tile by one
+//   2-D tensor copy (TMA) where the layer has tensor maps (LayerView::key_row_maps: fp16 keys,
+//   pages of whole tiles), instead of 256 threads' 16-byte cp.async copies and their address
+//   arithmetic (16% of the MHA fold's instructions; bench/RESULTS.md, ninth session).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +45,7 @@
 #include "kernels/rope_angle.cuh"
 #include "kernels/split_attention.h"
 #include "kernels/split_softmax.cuh"
+#include "kernels/tensor_copy.cuh"
 #include "kernels/tile_staging.cuh"
 #include "kernels/wgmma.cuh"
 
@@ -53,7 +57,7 @@ constexpr int kFoldTokens = 64;      // the usual tile
 constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
-  size_t ab, cs, sc, raw, lk, plans, units, heads, total;
+  size_t ab, cs, sc, raw, lk, plans, units, heads, bars, total;
   int tokens;   // tokens per tile: kFoldTokens or kFoldTokensSmall
   int buffers;  // staged key-row buffers: 2 (the next tile loads during this one) or 1
 };
@@ -94,6 +98,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
   f.sc = o;
   o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens);
+  if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
   o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
               64);  // + read slack
@@ -106,6 +111,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
                           : 0));
   f.heads = o;  // per query head of the chunk: latent offset, padded rank, alignment
   o = align16(o + sizeof(int4) * fold_max_heads(recon));
+  f.bars = o;  // tensor staging (wgmma): one mbarrier per key-row buffer
+  o = align16(o + (wgmma ? sizeof(uint64_t) * 2 : 0));
   f.total = o;
   return f;
 }
@@ -142,6 +149,23 @@ __device__ __forceinline__ void stage_fold(const LayerView& layer, const RowCopi
   stage_at_cursor(layer, rc, pages, pt, cur, t0, end - t0 < TT ? end - t0 : TT, TT,
                   make_int4(pb.x, pb.y, 0, 0), raw);
   cp_async_commit();
+}
+
+// The same with one 2-D tensor copy per tile (LayerView::key_row_maps: the chunk's map, whose
+// box is TT rows x the staged row's bytes, the bytes past the chunk's keys arriving as zeros),
+// issued by thread 0 and completing on `bar`; the tile lies inside one page (the backend sets the
+// maps only when page_tokens is a multiple of the tile). Every thread must have run
+// fence_async_shared() after its last read of `raw`'s previous contents and before a barrier that
+// precedes this call.
+template <int TT>
+__device__ __forceinline__ void stage_fold_tensor(const LayerView& layer, const void* map,
+                                                  const int32_t* __restrict__ pages, int pt,
+                                                  PageCursor& cur, uint8_t* raw, uint64_t* bar) {
+  if (threadIdx.x == 0) {
+    mbarrier_arrive_expect_tx(bar, static_cast<uint32_t>(TT * raw_stride(layer)));
+    tensor_copy_2d_to_shared(raw, map, 0, pages[cur.page] * pt + cur.in_page, bar);
+  }
+  cur.advance(TT, pt);
 }
 
 // Two consecutive fp16 latents at p as one word: one 32-bit load when p is 4-byte aligned (every
@@ -393,8 +417,28 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   }
   PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order
   const RowCopier copier(layer, make_int4(pb.x, pb.y, 0, 0));
+  // Tensor staging (LayerView::key_row_maps; the backend sets them for wgmma layers only): one
+  // tensor copy per tile, buffer b's rows arriving on bars[b]; bit b of bar_phase is the parity of
+  // its next fill. The buffers were zeroed by ordinary stores above.
+  const bool tensor_staging = kWgmma && layer.key_row_maps != nullptr;
+  const void* row_map =
+      tensor_staging ? static_cast<const uint8_t*>(layer.key_row_maps) + 128 * chunk : nullptr;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + L.bars);
+  uint32_t bar_phase = 0;
+  if (tensor_staging) {
+    if (tid == 0) {
+      mbarrier_init(&bars[0], 1);
+      mbarrier_init(&bars[1], 1);
+      fence_mbarrier_init();
+    }
+    fence_async_shared();
+  }
   __syncthreads();
-  stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
+  if (tensor_staging) {
+    stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
+  } else {
+    stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
+  }
 
   const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
   // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
@@ -404,8 +448,15 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
-    if (more && two_buffers)
-      stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw + (buf ^ 1) * TT * rstride);
+    if (more && two_buffers) {
+      if (tensor_staging) {
+        stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw + (buf ^ 1) * TT * rstride,
+                              &bars[buf ^ 1]);
+      } else {
+        stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb,
+                       raw + (buf ^ 1) * TT * rstride);
+      }
+    }
     if (pi < rp) {
       __half* dst = cs + seg * TPS * DS + 2 * pi;
       float c = bc, sn = bs;
@@ -420,7 +471,10 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       bc = nc;
       bs = ns;
     }
-    if (more && two_buffers) {
+    if (tensor_staging) {
+      mbarrier_wait_parity(&bars[buf], (bar_phase >> buf) & 1u);
+      bar_phase ^= 1u << buf;
+    } else if (more && two_buffers) {
       cp_async_wait_group<1>();
     } else {
       cp_async_wait_all();
@@ -774,9 +828,17 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       }
     }
     }  // fold (not kRecon)
+    if (tensor_staging)
+      fence_async_shared();  // this tile's rows are read: the copy unit may refill them
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers) stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+    if (more && !two_buffers) {
+      if (tensor_staging) {
+        stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
+      } else {
+        stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+      }
+    }
 
     // Online softmax: warp = head, lane = tokens lane and lane + 32.
 #pragma unroll

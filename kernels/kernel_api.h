@@ -142,6 +142,11 @@ struct LayerView {
   int32_t n_proj_items;
   int32_t proj_slices;
   uint8_t* rows;  // [n_pages][page_tokens][row_bytes]
+  // Fold kernel: per head chunk, a 128-byte 2-D tensor map (CUtensorMap) of the layer's rows
+  // (rows x the chunk's key bytes, from its first key byte; box: a tile's rows x the staged row's
+  // bytes), when the fold stages each tile by one tensor copy (sm_90's TMA); nullptr: cp.async.
+  // (Last, so that the other kernels' parameter offsets stay as they were.)
+  const void* key_row_maps;
 };
 
 // Model-wide attention constants.
@@ -209,6 +214,9 @@ size_t split_values_smem_bytes(const LayerView& layer, const ModelView& model);
 // Fold-the-query score kernel (see fold_scores.cu): shared memory for a layer's fold view
 // (the fused view's chunks of up to 8 query heads, staging key codes and scales only).
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model);
+// Whether the fold of this view may stage its tiles by tensor copies (LayerView::key_row_maps):
+// it runs the wgmma instances, whose tiles are 64 tokens.
+bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model);
 // Split mode with the fold score kernel: scores per 8-head chunk, then the value kernel and the
 // combine as in launch_split_attention.
 cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,

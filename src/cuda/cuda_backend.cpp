@@ -138,6 +138,13 @@ class CudaBackend : public Backend {
         layer->fold_view = layer->wide_recon_view;
         layer->fold_view.recon_keys = 1;
       }
+      // The fold stages each tile by one tensor copy where its tensor maps exist and it runs the
+      // wgmma instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1 keeps cp.async.
+      layer->fold_view.key_row_maps = nullptr;
+      if (layer->fold_row_maps.bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
+          kernels::fold_uses_tensor_staging(layer->fold_view, storage->model.view)) {
+        layer->fold_view.key_row_maps = layer->fold_row_maps.get<uint8_t>();
+      }
       const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
       layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&
                         std::getenv("STARKV_NO_FOLD") == nullptr;

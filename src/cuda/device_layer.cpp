@@ -1,18 +1,58 @@
 #include "cuda/device_layer.h"
 
+#include <cuda.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/error.h"
-#include "cuda/projection_plan.h"
 #include "core/rope.h"
+#include "cuda/projection_plan.h"
 
 namespace starkv {
 namespace {
 
 int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
+
+// Encodes a 2-D tensor map (CUtensorMap, 128 bytes into `out`) of `rows` rows of `width` 4-byte
+// elements, `pitch` bytes apart, from `base`, with boxes of box_rows x box_width elements (those
+// past `width` read as zeros). The driver's encoder is looked up through the runtime, so the
+// library links no libcuda. False when the driver has no encoder or rejects the shape.
+bool encode_row_map(const uint8_t* base, int32_t width, int64_t rows, int32_t pitch,
+                    int32_t box_width, int32_t box_rows, uint8_t* out) {
+  using Encode =
+      CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static const Encode encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      return static_cast<Encode>(nullptr);
+    }
+    return reinterpret_cast<Encode>(fn);
+  }();
+  if (encode == nullptr || width < 1 || rows < 1) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(width), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(pitch)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(box_width), static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  static_assert(sizeof(CUtensorMap) == 128, "a tensor map is 128 bytes");
+  CUtensorMap map;
+  const CUresult r =
+      encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, const_cast<uint8_t*>(base), dims, strides,
+             box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) return false;
+  std::memcpy(out, &map, sizeof(map));
+  return true;
+}
 
 // The group of `groups` that covers KV head g, and its first latent channel (relative to the
 // first group's).
@@ -496,6 +536,26 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     }
     fold_view.raw_value_bytes = slack + odd_units(raw_keys + slack + scale_bytes);
     fold_view.max_value_parts = v.max_value_parts;
+    // Tensor maps for the fold's tile staging (kernels::LayerView::key_row_maps), one per head
+    // chunk: rows x the chunk's key bytes (16-byte units), from its first key byte, boxes of 64
+    // rows x the staged row (the bytes past the chunk's keys, the zero slack, arrive as zeros).
+    // Made for fp16 keys without a scale region whose staged row is a box row (at most 256 4-byte
+    // elements), and pages of whole 64-token tiles; the backend attaches them where the fold runs
+    // its wgmma instances (64-token tiles).
+    const int32_t fold_stride =
+        fold_view.raw_key_bytes + fold_view.raw_value_bytes + fold_view.raw_scale_bytes;
+    if (fold_view.keys_fp16 && scale_bytes == 0 && page_tokens % 64 == 0 && fold_stride % 16 == 0 &&
+        fold_stride <= 1024) {
+      std::vector<uint8_t> maps(static_cast<size_t>(model.n_chunks) * 128);
+      bool ok = true;
+      for (int32_t c = 0; ok && c < model.n_chunks; ++c) {
+        const kernels::ChunkInfo& pb = parts[static_cast<size_t>(c * max_parts)];
+        ok = encode_row_map(rows.get<uint8_t>() + pb.x, (pb.y - pb.x) / 4, n_pages * page_tokens,
+                            row_bytes, fold_stride / 4, 64,
+                            maps.data() + 128 * static_cast<size_t>(c));
+      }
+      if (ok) fold_row_maps = upload(maps, stream);
+    }
 
     // Wide chunks for reconstructed fp16 keys (DeviceLayer::wide_recon_view): each stages the byte
     // span of its KV heads' latents, with zero slack for the reads up to a head's padded rank

@@ -621,6 +621,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // mma.sync kernel runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte
 // offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages that tiles
 // cross. The tolerances are the other split-path tests' (the scores round Z to fp16 as there).
+// With fp16 keys and pages of whole 64-token tiles (page 64, or 128: tiles at two offsets in a
+// page) the fold stages each tile by one tensor copy (LayerView::key_row_maps); pages of 16 tokens
+// keep cp.async.
 
 // Key ranks top, top - 3, top - 6, top, ... for G heads: odd and even ranks, so that heads' latents
 // start at 2-byte offsets and pad differently.
@@ -669,13 +672,12 @@ TEST_P(CudaFoldWgmma, MatchesCpu) {
                                    c.page_tokens, 41u, c.inlier == 16 ? 1e-3 : 2e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldWgmma,
-                         ::testing::Values(WgmmaFoldCase{12, 13, 16, 16, 64},
-                                           WgmmaFoldCase{12, 29, 16, 16, 64},
-                                           WgmmaFoldCase{16, 45, 16, 16, 16},
-                                           WgmmaFoldCase{20, 64, 16, 16, 64},
-                                           WgmmaFoldCase{12, 32, 16, 16, 16},
-                                           WgmmaFoldCase{20, 29, 3, 4, 64}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaFoldWgmma,
+    ::testing::Values(WgmmaFoldCase{12, 13, 16, 16, 64}, WgmmaFoldCase{12, 29, 16, 16, 64},
+                      WgmmaFoldCase{16, 45, 16, 16, 16}, WgmmaFoldCase{20, 64, 16, 16, 64},
+                      WgmmaFoldCase{12, 32, 16, 16, 16}, WgmmaFoldCase{20, 29, 3, 4, 64},
+                      WgmmaFoldCase{32, 26, 16, 16, 128}));
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
 // GQA layers with fp16 keys reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
