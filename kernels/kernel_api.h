@@ -99,9 +99,8 @@ struct LayerView {
   int32_t value_width;     // value latent channels
   // Split mode's value kernel: n_value_blocks blocks of value_block_channels value latents (a
   // multiple of 16; the last block may hold fewer) and the row bytes each stages (x, y: 16-aligned
-  // begin/end; z, w unused); raw_value_block_bytes is the largest.
+  // begin/end; z, w unused).
   const int4* value_block_bytes;
-  int32_t raw_value_block_bytes;
   int32_t value_block_channels;
   int32_t n_value_blocks;
   const DevBlock* blocks;

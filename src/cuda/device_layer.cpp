@@ -628,7 +628,6 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     // 16 bytes of slack after the staged codes: the value kernel reads whole 32-bit words (and
     // 16-channel ldmatrix rows) that may reach a little past a block's last code.
     values_view.raw_value_bytes = raw_vblock + 16 + odd_units(raw_vblock + 16 + scale_bytes);
-    values_view.raw_value_block_bytes = values_view.raw_value_bytes;
   };
   // Wide blocks (up to kWideValueBlockChannels, evenly split: 307 channels -> one block of 320
   // instead of 256 + 51, whose second CTA paid a whole tile's fixed cost for a sixth of the bytes)
