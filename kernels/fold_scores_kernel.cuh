@@ -31,7 +31,8 @@
 //   deeper ring was measured slower, bench/RESULTS.md). The wgmma instances stage a tile by one
 //   2-D tensor copy (TMA) where the layer has tensor maps (LayerView::key_row_maps: fp16 keys,
 //   pages of whole tiles), instead of 256 threads' 16-byte cp.async copies and their address
-//   arithmetic (16% of the MHA fold's instructions; bench/RESULTS.md, ninth session).
+//   arithmetic (a fifth of the MHA fold's instructions; the fold now executes 16% fewer,
+//   bench/RESULTS.md, ninth session).
 #pragma once
 
 #include <cstdint>
@@ -420,6 +421,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   // Tensor staging (LayerView::key_row_maps; the backend sets them for wgmma layers only): one
   // tensor copy per tile, buffer b's rows arriving on bars[b]; bit b of bar_phase is the parity of
   // its next fill. The buffers were zeroed by ordinary stores above.
+  static_assert(!kWgmma || TT == kFoldTensorTileTokens, "a map's box holds one tile's rows");
   const bool tensor_staging = kWgmma && layer.key_row_maps != nullptr;
   const void* row_map =
       tensor_staging ? static_cast<const uint8_t*>(layer.key_row_maps) + 128 * chunk : nullptr;

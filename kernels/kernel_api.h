@@ -147,6 +147,8 @@ struct LayerView {
   // (Last, so that the other kernels' parameter offsets stay as they were.)
   const void* key_row_maps;
 };
+// Rows per box of those maps: the wgmma fold's tile.
+constexpr int kFoldTensorTileTokens = 64;
 
 // Model-wide attention constants.
 struct ModelView {

@@ -544,14 +544,15 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     // its wgmma instances (64-token tiles).
     const int32_t fold_stride =
         fold_view.raw_key_bytes + fold_view.raw_value_bytes + fold_view.raw_scale_bytes;
-    if (fold_view.keys_fp16 && scale_bytes == 0 && page_tokens % 64 == 0 && fold_stride % 16 == 0 &&
+    if (fold_view.keys_fp16 && scale_bytes == 0 &&
+        page_tokens % kernels::kFoldTensorTileTokens == 0 && fold_stride % 16 == 0 &&
         fold_stride <= 1024) {
       std::vector<uint8_t> maps(static_cast<size_t>(model.n_chunks) * 128);
       bool ok = true;
       for (int32_t c = 0; ok && c < model.n_chunks; ++c) {
         const kernels::ChunkInfo& pb = parts[static_cast<size_t>(c * max_parts)];
         ok = encode_row_map(rows.get<uint8_t>() + pb.x, (pb.y - pb.x) / 4, n_pages * page_tokens,
-                            row_bytes, fold_stride / 4, 64,
+                            row_bytes, fold_stride / 4, kernels::kFoldTensorTileTokens,
                             maps.data() + 128 * static_cast<size_t>(c));
       }
       if (ok) fold_row_maps = upload(maps, stream);
