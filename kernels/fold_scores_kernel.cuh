@@ -54,7 +54,7 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-constexpr int kFoldTokens = 64;      // the usual tile
+constexpr int kFoldTokens = kFoldTensorTileTokens;  // the usual tile (the tensor maps' box)
 constexpr int kFoldTokensSmall = 32;  // the tile of layers whose 64-token layout allows 1 CTA/SM
 
 struct FoldSmem {
@@ -421,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   // Tensor staging (LayerView::key_row_maps; the backend sets them for wgmma layers only): one
   // tensor copy per tile, buffer b's rows arriving on bars[b]; bit b of bar_phase is the parity of
   // its next fill. The buffers were zeroed by ordinary stores above.
-  static_assert(!kWgmma || TT == kFoldTensorTileTokens, "a map's box holds one tile's rows");
+  static_assert(!kWgmma || TT == kFoldTokens, "a map's box holds one tile's rows");
   const bool tensor_staging = kWgmma && layer.key_row_maps != nullptr;
   const void* row_map =
       tensor_staging ? static_cast<const uint8_t*>(layer.key_row_maps) + 128 * chunk : nullptr;

@@ -147,7 +147,7 @@ struct LayerView {
   // (Last, so that the other kernels' parameter offsets stay as they were.)
   const void* key_row_maps;
 };
-// Rows per box of those maps: the wgmma fold's tile.
+// Rows per box of those maps: the fold kernel's usual tile, always the wgmma instances' tile.
 constexpr int kFoldTensorTileTokens = 64;
 
 // Model-wide attention constants.
