@@ -21,6 +21,10 @@ int32_t round_up(int32_t x, int32_t m) { return (x + m - 1) / m * m; }
 // elements, `pitch` bytes apart, from `base`, with boxes of box_rows x box_width elements (those
 // past `width` read as zeros). The driver's encoder is looked up through the runtime, so the
 // library links no libcuda. False when the driver has no encoder or rejects the shape.
+// No L2 promotion: a chunk's key span does not start on a 128- or 256-byte boundary, so promoted
+// fills dragged in the neighbouring chunks' bytes. With 256-byte promotion the Llama-2-like fold
+// read 1.10 GB from HBM per launch, without it 0.96 GB, in the same time (fold 441.9 against 437.7
+// us; steps within 0.3% at 75% and 60%; bench/RESULTS.md, tenth session).
 bool encode_row_map(const uint8_t* base, int32_t width, int64_t rows, int32_t pitch,
                     int32_t box_width, int32_t box_rows, uint8_t* out) {
   using Encode =
@@ -48,7 +52,7 @@ bool encode_row_map(const uint8_t* base, int32_t width, int64_t rows, int32_t pi
   const CUresult r =
       encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT32, 2, const_cast<uint8_t*>(base), dims, strides,
              box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+             CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) return false;
   std::memcpy(out, &map, sizeof(map));
   return true;
