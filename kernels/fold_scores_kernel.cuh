@@ -32,7 +32,8 @@
 //   2-D tensor copy (TMA) where the layer has tensor maps (LayerView::key_row_maps: fp16 keys,
 //   pages of whole tiles), instead of 256 threads' 16-byte cp.async copies and their address
 //   arithmetic (a fifth of the MHA fold's instructions; the fold now executes 16% fewer,
-//   bench/RESULTS.md, ninth session).
+//   bench/RESULTS.md, ninth session). Those with a single buffer and registers to spare (one CTA
+//   per SM) refill it as soon as the tile's latents are in registers (kEarlyRefill).
 #pragma once
 
 #include <cstdint>
@@ -191,6 +192,9 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   constexpr int P = D / 2;             // rotary pair slots
   constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
   constexpr int TPS = TT / SEGS;
+  // The wgmma instances with registers for all their latents (one CTA per SM: NR > 32) refill a
+  // single staging buffer before the tile's MMAs (see the wgmma block).
+  constexpr bool kEarlyRefill = kWgmma && NR > 32;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -444,7 +448,8 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
 
   const int mp = warp & 1, hq = warp >> 1;  // warp: m-tiles MPW*mp + m; heads hq, hq + 4
   // Two buffers: tile k+1 loads while tile k is scored. One buffer: it loads once tile k's rows
-  // have been read (after the scores), overlapping only the softmax.
+  // have been read: after the scores, overlapping only the softmax, or (kEarlyRefill) as soon as
+  // the tile's latents are in registers, overlapping its MMAs too.
   const bool two_buffers = L.buffers == 2;
   int buf = 0;
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
@@ -665,9 +670,11 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
           wgmma_m64k16<NR>(d, af[kk], head_desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
         wgmma_commit();
       };
-      auto score = [&](int h, float(&d)[NR / 2]) {
-        // (A head past the chunk's, h >= nh: its wgmmas ran on whatever AB holds there; nothing
-        // is read for it (rank 0) and nothing written.)
+      // The latents of head h's scores: tokens grp and grp + 8 of the warp's rows, ranks 2tq,
+      // 2tq + 1 of each 8 (zero past the head's padded rank, where Z is zero too). (A head past
+      // the chunk's, h >= nh: its wgmmas ran on whatever AB holds there; nothing is read for it
+      // (rank 0) and nothing written.)
+      auto load_latents = [&](int h, uint32_t(&w0)[NR / 8], uint32_t(&w1)[NR / 8]) {
         const int4 hl = h < nh ? heads[h] : make_int4(0, 0, 1, 0);
         const int4 hd = make_int4(hl.x, __shfl_sync(0xffffffffu, hl.y, 0),
                                   __shfl_sync(0xffffffffu, hl.z, 0), 0);
@@ -675,12 +682,6 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         const int sstride = decode ? 2 * ks : rstride;
         const uint8_t* p0 = src + (w4 * 16 + grp) * sstride + 4 * tq;  // ranks 2tq, 2tq + 1
         const uint8_t* p1 = p0 + 8 * sstride;                          // token grp + 8
-        // Scores on tensor cores, as the mma.sync path does: per 16 ranks, the two n8 tiles of
-        // the accumulators packed to fp16 are an A fragment (tokens x ranks), and Z L^T with B =
-        // the tokens' latents (loaded first: zero past the head's padded rank, where Z is zero
-        // too) has the scores on its diagonal: token grp's in lane (grp, grp / 2) of the first
-        // product, token grp + 8's in that lane of the second.
-        uint32_t w0[NR / 8], w1[NR / 8];
         auto load = [&](auto aligned_tag) {
           constexpr bool kAligned = decltype(aligned_tag)::value;
 #pragma unroll
@@ -695,6 +696,13 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         } else {
           load(std::false_type{});
         }
+      };
+      // Scores on tensor cores, as the mma.sync path does: per 16 ranks, the two n8 tiles of the
+      // accumulators packed to fp16 are an A fragment (tokens x ranks), and Z L^T with B = the
+      // tokens' latents has the scores on its diagonal: token grp's in lane (grp, grp / 2) of the
+      // first product, token grp + 8's in that lane of the second.
+      auto score = [&](int h, float(&d)[NR / 2], const uint32_t(&w0)[NR / 8],
+                       const uint32_t(&w1)[NR / 8]) {
         float t0 = 0.0f, t1 = 0.0f;
 #pragma unroll
         for (int b = 0; b < NR / 16; ++b) {
@@ -714,19 +722,55 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
           sc[h * TT + w4 * 16 + grp + 8] = t1;
         }
       };
-      // Always kHeads / 2 heads per warpgroup, so that no branch separates a wgmma from its wait
+      // Always kWgHeads heads per warpgroup, so that no branch separates a wgmma from its wait
       // (the compiler serializes wgmmas across data-dependent branches).
-      issue(wg, acc[0]);
+      constexpr int kWgHeads = kHeads / 2;
+      if (kEarlyRefill && more && !two_buffers) {
+        // A single staging buffer (at rank 64 AB leaves room for one): every thread loads its
+        // latents of all its heads first, so that the buffer is refilled with the next tile now,
+        // while this tile's MMAs, scores and softmax run, instead of after the scores (waiting for
+        // the rows was a fifth of the fold's stall samples). Llama-2-like layer at 50%: the fold
+        // 1.05 ms -> 903 us. Only where registers allow (one CTA per SM, NR > 32): at two CTAs per
+        // SM (NR <= 32) the latents met the 128-register cap, ptxas recomputed addresses (22% more
+        // instructions) and the step got 2-3% slower. bench/RESULTS.md, tenth session.
+        uint32_t w0[kWgHeads][NR / 8], w1[kWgHeads][NR / 8];
 #pragma unroll
-      for (int i = 0; i < kHeads / 2; ++i) {
-        if (i + 1 < kHeads / 2) {
-          issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
-          wgmma_wait<1>();
+        for (int i = 0; i < kWgHeads; ++i) load_latents(wg + 2 * i, w0[i], w1[i]);
+        if (tensor_staging) {
+          fence_async_shared();
+          __syncthreads();
+          stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
         } else {
-          wgmma_wait<0>();
+          __syncthreads();
+          stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
         }
-        wgmma_pin(acc[i & 1]);
-        score(wg + 2 * i, acc[i & 1]);
+        issue(wg, acc[0]);
+#pragma unroll
+        for (int i = 0; i < kWgHeads; ++i) {
+          if (i + 1 < kWgHeads) {
+            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
+            wgmma_wait<1>();
+          } else {
+            wgmma_wait<0>();
+          }
+          wgmma_pin(acc[i & 1]);
+          score(wg + 2 * i, acc[i & 1], w0[i], w1[i]);
+        }
+      } else {
+        issue(wg, acc[0]);
+#pragma unroll
+        for (int i = 0; i < kWgHeads; ++i) {
+          if (i + 1 < kWgHeads) {
+            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
+            wgmma_wait<1>();
+          } else {
+            wgmma_wait<0>();
+          }
+          wgmma_pin(acc[i & 1]);
+          uint32_t w0[NR / 8], w1[NR / 8];
+          load_latents(wg + 2 * i, w0, w1);
+          score(wg + 2 * i, acc[i & 1], w0, w1);
+        }
       }
     } else {
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
@@ -834,7 +878,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       fence_async_shared();  // this tile's rows are read: the copy unit may refill them
     __syncthreads();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers) {
+    if (more && !two_buffers && !kEarlyRefill) {  // (else refilled after the latent loads)
       if (tensor_staging) {
         stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
       } else {
