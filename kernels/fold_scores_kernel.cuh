@@ -170,6 +170,15 @@ __device__ __forceinline__ void stage_fold_tensor(const LayerView& layer, const 
   cur.advance(TT, pt);
 }
 
+// Thread 0 asks for the rows of the cursor's tile (the next one the staging copies) to be brought
+// into L2, so that its tensor copy, issued later, does not wait for HBM. The caller checks that
+// the tile starts inside the item (the page list ends with it).
+__device__ __forceinline__ void prefetch_fold_tensor(const void* map,
+                                                     const int32_t* __restrict__ pages, int pt,
+                                                     const PageCursor& cur) {
+  if (threadIdx.x == 0) tensor_prefetch_2d_to_l2(map, 0, pages[cur.page] * pt + cur.in_page);
+}
+
 // Two consecutive fp16 latents at p as one word: one 32-bit load when p is 4-byte aligned (every
 // head's latents start at an even rank offset), else two 16-bit loads.
 template <bool kAligned>
@@ -464,6 +473,13 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
                        raw + (buf ^ 1) * TT * rstride);
       }
     }
+    // One buffer refilled after the scores (tensor staging, !kEarlyRefill): tile k + 1 is
+    // prefetched into L2 now, so that its copy, issued once tile k's rows are read, finds it there
+    // instead of waiting for HBM (Llama-2-like 75%: the fold 440 -> 434 us). Prefetching the tile
+    // after next where the copy is issued earlier (two buffers, kEarlyRefill) made those layers
+    // 2-5% slower (bench/RESULTS.md, tenth session).
+    if (tensor_staging && !two_buffers && !kEarlyRefill && more)
+      prefetch_fold_tensor(row_map, pages, pt, cursor);
     if (pi < rp) {
       __half* dst = cs + seg * TPS * DS + 2 * pi;
       float c = bc, sn = bs;

@@ -54,6 +54,14 @@ __device__ __forceinline__ void tensor_copy_2d_to_shared(void* dst, const void* 
       : "memory");
 }
 
+// Asks for the box at (x, y) of `map` to be brought into L2 (no shared memory, no completion to
+// wait for): a later tensor copy of the same box then reads L2 instead of HBM.
+__device__ __forceinline__ void tensor_prefetch_2d_to_l2(const void* map, int x, int y) {
+  asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map),
+               "r"(x), "r"(y)
+               : "memory");
+}
+
 // Waits until the barrier's phase with this parity has completed.
 __device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, uint32_t parity) {
   asm volatile(
