@@ -741,6 +741,22 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       // Always kWgHeads heads per warpgroup, so that no branch separates a wgmma from its wait
       // (the compiler serializes wgmmas across data-dependent branches).
       constexpr int kWgHeads = kHeads / 2;
+      // Head i's wgmmas are issued before head i - 1's scores are taken; score_head(i, d) takes
+      // head i's scores from its accumulators d.
+      auto score_heads = [&](auto&& score_head) {
+        issue(wg, acc[0]);
+#pragma unroll
+        for (int i = 0; i < kWgHeads; ++i) {
+          if (i + 1 < kWgHeads) {
+            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
+            wgmma_wait<1>();
+          } else {
+            wgmma_wait<0>();
+          }
+          wgmma_pin(acc[i & 1]);
+          score_head(i, acc[i & 1]);
+        }
+      };
       if (kEarlyRefill && more && !two_buffers) {
         // A single staging buffer (at rank 64 AB leaves room for one): every thread loads its
         // latents of all its heads first, so that the buffer is refilled with the next tile now,
@@ -760,33 +776,13 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
           __syncthreads();
           stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
         }
-        issue(wg, acc[0]);
-#pragma unroll
-        for (int i = 0; i < kWgHeads; ++i) {
-          if (i + 1 < kWgHeads) {
-            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
-            wgmma_wait<1>();
-          } else {
-            wgmma_wait<0>();
-          }
-          wgmma_pin(acc[i & 1]);
-          score(wg + 2 * i, acc[i & 1], w0[i], w1[i]);
-        }
+        score_heads([&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, w0[i], w1[i]); });
       } else {
-        issue(wg, acc[0]);
-#pragma unroll
-        for (int i = 0; i < kWgHeads; ++i) {
-          if (i + 1 < kWgHeads) {
-            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
-            wgmma_wait<1>();
-          } else {
-            wgmma_wait<0>();
-          }
-          wgmma_pin(acc[i & 1]);
-          uint32_t w0[NR / 8], w1[NR / 8];
-          load_latents(wg + 2 * i, w0, w1);
-          score(wg + 2 * i, acc[i & 1], w0, w1);
-        }
+        score_heads([&](int i, float(&d)[NR / 2]) {
+          uint32_t l0[NR / 8], l1[NR / 8];
+          load_latents(wg + 2 * i, l0, l1);
+          score(wg + 2 * i, d, l0, l1);
+        });
       }
     } else {
     // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
