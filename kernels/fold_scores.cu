@@ -17,9 +17,11 @@ namespace {
 // 16 x 32K: 1948 against 2156-2160 us; bench/RESULTS.md, sixth session).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
+  static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
-  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && l.keys_fp16 != 0 &&
-         (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
+  return !disabled && model.head_dim == 128 && l.recon_keys == 0 &&
+         (l.keys_fp16 != 0 || !no_quantized) && (r == 16 || r == 32 || r == 48 || r == 64) &&
+         fold_wgmma_ready();
 }
 
 template <int NT>
