@@ -196,7 +196,9 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
 
 // kWgmma (sm_90a, fold only): Z on warpgroup MMAs, N = NR = the layer's padded key rank (see the
 // wgmma block in the tile loop).
-template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16>
+// kQuantWgmma (wgmma instances only): the layer's keys are quantized (decoded to a tile first);
+// the wgmma instances know it at compile time, so that the fp16 ones carry none of the decode.
+template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false>
 __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
@@ -229,7 +231,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   const int ks = layer.key_tile_stride;
   const int rkp_max = layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
-  const bool decode = layer.keys_fp16 == 0;
+  const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
   const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma);
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
   __half* cs = reinterpret_cast<__half*>(smem + L.cs);
