@@ -13,10 +13,11 @@ namespace {
 // reconstructed), a padded key rank they are instantiated for, a device that runs them, and
 // STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys only at
 // padded ranks 48 and 64 (STARKV_NO_QUANT_WGMMA=1: never): their decoded tile shares the CS
-// table's space, and those instances run one CTA per SM like the mma.sync kernel's there, but
-// with 64-token tiles (Llama-2-like 4/3 bits, b16 x 32K: 60% 2852 -> 2518 us, 50% 3886 -> 3295).
-// At rank 32 the decoded tile still leaves one CTA per SM where the mma.sync kernel's 32-token
-// tiles run two, and that was 7.5% slower (1917 -> 2062 us; bench/RESULTS.md, tenth session).
+// table's space, and those instances run one CTA per SM, with 64-token tiles whose AB fragments
+// the tensor cores read once per 64 tokens instead of once per 16 (Llama-2-like layer, b16 x 32K:
+// 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299). At rank 32 the layout still needs one
+// CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
+// (1917 -> 2062 us). bench/RESULTS.md, tenth session.
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;

@@ -97,8 +97,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
                                           : kHeads * static_cast<size_t>(max_rkp) *
                                                 (head_dim + (wgmma ? 0 : 8))));
   // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
-  // space: the table's fragments are in registers by the time the tile is decoded, and two CTAs
-  // per SM fit only so (Llama-2-like 75% at 4/3 bits: 110 KB instead of 127).
+  // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
+  // shared memory, which rank-64 layers of 8 heads need (AB 128 KB and a 65 KB decoded tile).
   const bool overlay = wgmma && decode;
   const size_t cs_bytes = sizeof(__half) * tokens * (head_dim + 8);
   const size_t lk_bytes = decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0;
