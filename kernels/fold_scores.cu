@@ -9,17 +9,23 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-// Whether a layer's fold runs on the wgmma instances: head_dim 128, fp16 keys folded (not
+// Whether a layer's fold runs on the wgmma instances: head_dim 128, keys folded (not
 // reconstructed), a padded key rank they are instantiated for, a device that runs them, and
-// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys add the
-// decoded tile, so their 64-token layout leaves one CTA per SM where the mma.sync kernel's
-// 32-token tiles run two, and that measured faster (Llama-2-7B-like layer, 75%, 4/3 bits, batch
-// 16 x 32K: 1948 against 2156-2160 us; bench/RESULTS.md, sixth session).
+// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys only at
+// padded ranks 48 and 64 (STARKV_NO_QUANT_WGMMA=1: never): their decoded tile shares the CS
+// table's space, and those instances run one CTA per SM, with 64-token tiles whose AB fragments
+// the tensor cores read once per 64 tokens instead of once per 16 (Llama-2-like layer, b16 x 32K:
+// 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299). At rank 32 the layout still needs one
+// CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
+// (1917 -> 2062 us). bench/RESULTS.md, tenth session.
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
+  static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
-  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && l.keys_fp16 != 0 &&
-         (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
+  const bool keys_ok = l.keys_fp16 != 0 ? (r == 16 || r == 32 || r == 48 || r == 64)
+                                        : !no_quantized && (r == 48 || r == 64);
+  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && keys_ok &&
+         fold_wgmma_ready();
 }
 
 template <int NT>

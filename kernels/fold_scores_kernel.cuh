@@ -96,16 +96,22 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
                                                     static_cast<size_t>(head_dim + 8)
                                           : kHeads * static_cast<size_t>(max_rkp) *
                                                 (head_dim + (wgmma ? 0 : 8))));
+  // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
+  // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
+  // shared memory, which rank-64 layers of 8 heads need (AB 128 KB and a 65 KB decoded tile).
+  const bool overlay = wgmma && decode;
+  const size_t cs_bytes = sizeof(__half) * tokens * (head_dim + 8);
+  const size_t lk_bytes = decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0;
   f.cs = o;
-  o = align16(o + sizeof(__half) * tokens * (head_dim + 8));
+  o = align16(o + (overlay && lk_bytes > cs_bytes ? lk_bytes : cs_bytes));
   f.sc = o;
   o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens);
   if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
   o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
               64);  // + read slack
-  f.lk = o;
-  o = align16(o + (decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0));
+  f.lk = overlay ? f.cs : o;
+  o = align16(o + (overlay ? 0 : lk_bytes));
   f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
   o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
   f.units = o;  // quantized keys: the decode units (see the kernel), up to one per plan and half
@@ -190,7 +196,9 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
 
 // kWgmma (sm_90a, fold only): Z on warpgroup MMAs, N = NR = the layer's padded key rank (see the
 // wgmma block in the tile loop).
-template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16>
+// kQuantWgmma (wgmma instances only): the layer's keys are quantized (decoded to a tile first);
+// the wgmma instances know it at compile time, so that the fp16 ones carry none of the decode.
+template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false>
 __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
@@ -223,7 +231,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   const int ks = layer.key_tile_stride;
   const int rkp_max = layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
-  const bool decode = layer.keys_fp16 == 0;
+  const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
   const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma);
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
   __half* cs = reinterpret_cast<__half*>(smem + L.cs);
@@ -344,10 +352,14 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   }
   if constexpr (kWgmma) fence_proxy_async_shared();  // AB is read by wgmma (the async proxy)
   __syncthreads();  // qf and hks are read; the CS table may be written
-  // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros).
+  // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros; where
+  // the decoded tile shares the CS table's space, the CS table, its scores and buffers too: only
+  // finite values are written there afterwards).
+  const bool overlay = kWgmma && decode;
   {
-    uint32_t* z = reinterpret_cast<uint32_t*>(smem + L.raw);
-    const int words = static_cast<int>((L.plans - L.raw) / 4);
+    const size_t from = overlay ? L.cs : L.raw;
+    uint32_t* z = reinterpret_cast<uint32_t*>(smem + from);
+    const int words = static_cast<int>((L.plans - from) / 4);
     for (int i = tid; i < words; i += kThreads) z[i] = 0u;
   }
   // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
@@ -368,7 +380,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       rs = r.y;
       ec = e.x;
       es = e.y;
-    } else {
+    } else if (!overlay) {  // (overlay: rewritten with every tile's table, see the tile loop)
       for (int k = 0; k < TPS; ++k)
         *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
     }
@@ -493,6 +505,10 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
       bc = nc;
       bs = ns;
+    } else if (overlay) {  // the decoded tile overwrote the previous tile's (1, 0) pairs
+      __half* dst = cs + seg * TPS * DS + 2 * pi;
+      for (int k = 0; k < TPS; ++k)
+        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
     }
     if (tensor_staging) {
       mbarrier_wait_parity(&bars[buf], (bar_phase >> buf) & 1u);
@@ -504,7 +520,21 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     }
     __syncthreads();
     const uint8_t* rbuf = raw + buf * TT * rstride;
+    // wgmma: warp w4 of each warpgroup holds the CS fragments of tokens 16 w4 .. + 15 (A of the
+    // Z wgmmas, see the wgmma block); with quantized keys they are loaded before the decoded tile
+    // overwrites the table (overlay).
+    const int w4 = warp & 3;
+    uint32_t af[kWgmma ? KSTEPS : 1][4];
+    auto load_cs_fragments = [&]() {
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk)
+        ldmatrix_x4(af[kk], cs + (w4 * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+    };
     if (decode) {
+      if constexpr (kWgmma) {
+        load_cs_fragments();
+        __syncthreads();  // every warp's fragments are loaded: the decoded tile may overwrite them
+      }
       // Units round-robin over the warps (see the list above); lane = token. 16-byte stores of 8
       // decoded halves into the head's columns.
       for (int i = warp; i < n_units; i += kWarps) {
@@ -662,11 +692,8 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       // session). Ranks past the head's padded rank are not read; AB is zero past its rank.
       // (Values the branches below depend on are broadcast from lane 0, so that the compiler
       // sees them warp-uniform and keeps the wgmmas asynchronous instead of serializing them.)
-      const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
-      uint32_t af[KSTEPS][4];
-#pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk)
-        ldmatrix_x4(af[kk], cs + (w4 * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
+      const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
+      if (!decode) load_cs_fragments();  // (quantized keys: loaded before the decode)
       // B descriptors: head h's k-step kk starts (h NR D + 128 kk) halves into AB; the start
       // address is the low field (in 16-byte units, no carry out: shared addresses < 256 KB), so
       // each is the base descriptor plus a constant.

@@ -14,12 +14,12 @@ namespace {
 constexpr int kMaxDevices = 64;
 std::atomic<int> g_wgmma_ready[kMaxDevices];  // per device: 1 when the instances run there
 
-template <int NR>
+template <int NR, bool kQuant = false>
 cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                             const void* q, int q_dtype, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
   const FoldSmem f = fold_layer_layout(l, model, true);
-  fold_scores_kernel<16, kFoldTokens, false, true, NR>
+  fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
       <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   return cudaGetLastError();
 }
@@ -35,6 +35,8 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64, true>),
   };
   e = allow_dynamic_smem(kernels_used, bytes);
   const bool runs = e == cudaSuccess;
@@ -55,6 +57,16 @@ bool fold_wgmma_ready() {
 
 cudaError_t launch_fold_wgmma(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                               const void* q, int q_dtype, cudaStream_t stream) {
+  if (l.keys_fp16 == 0) {  // quantized keys: padded ranks 48 and 64 (see fold_uses_wgmma)
+    switch (l.max_key_rank_pad) {
+      case 48:
+        return launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream);
+      case 64:
+        return launch_wgmma_nr<64, true>(l, model, batch, q, q_dtype, stream);
+      default:
+        return cudaErrorInvalidValue;
+    }
+  }
   switch (l.max_key_rank_pad) {
     case 16:
       return launch_wgmma_nr<16>(l, model, batch, q, q_dtype, stream);

@@ -617,8 +617,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // ---- the fold kernel's wgmma instances (sm_90a) -------------------------------------------------
 // On an H100 / H200 the fold of a head_dim-128 layer whose fp16 keys are folded (MHA, or GQA with
 // STARKV_NO_RECON) runs on warpgroup MMAs (kernels/sm90a/fold_scores_wgmma.cu) when the layer's
-// padded key rank is 16, 32, 48 or 64; elsewhere, and for quantized keys (the last case), the
-// mma.sync kernel runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte
+// padded key rank is 16, 32, 48 or 64, and quantized keys' when it is 48 or 64 (ranks up to 45
+// at 3/4 bits, up to 64 at 4/4: decoded first into a tile that shares the CS table's space);
+// elsewhere, and for quantized keys of lower ranks (up to 29 at 3/4 bits), the mma.sync kernel runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte
 // offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages that tiles
 // cross. The tolerances are the other split-path tests' (the scores round Z to fp16 as there).
 // With fp16 keys and pages of whole 64-token tiles (page 64, or 128: tiles at two offsets in a
@@ -677,7 +678,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(WgmmaFoldCase{12, 13, 16, 16, 64}, WgmmaFoldCase{12, 29, 16, 16, 64},
                       WgmmaFoldCase{16, 45, 16, 16, 16}, WgmmaFoldCase{20, 64, 16, 16, 64},
                       WgmmaFoldCase{12, 32, 16, 16, 16}, WgmmaFoldCase{20, 29, 3, 4, 64},
-                      WgmmaFoldCase{32, 26, 16, 16, 128}));
+                      WgmmaFoldCase{32, 26, 16, 16, 128}, WgmmaFoldCase{20, 45, 3, 4, 64},
+                      WgmmaFoldCase{16, 64, 4, 4, 16}));
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
 // GQA layers with fp16 keys reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
