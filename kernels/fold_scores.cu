@@ -15,11 +15,16 @@ namespace {
 // decoded tile, so their 64-token layout leaves one CTA per SM where the mma.sync kernel's
 // 32-token tiles run two, and that measured faster (Llama-2-7B-like layer, 75%, 4/3 bits, batch
 // 16 x 32K: 1948 against 2156-2160 us; bench/RESULTS.md, sixth session).
+// Reconstructed fp16 keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
+// STARKV_NO_RECON_WGMMA=1 (wip: not yet run on a GPU).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
+  static const bool no_recon = std::getenv("STARKV_NO_RECON_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
-  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && l.keys_fp16 != 0 &&
-         (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
+  const bool recon_ok =
+      !no_recon && model.q_per_kv >= 2 && l.kv_heads_per_chunk <= kReconKvHeadsPerCta;
+  return !disabled && model.head_dim == 128 && (l.recon_keys == 0 || recon_ok) &&
+         l.keys_fp16 != 0 && (r == 16 || r == 32 || r == 48 || r == 64) && fold_wgmma_ready();
 }
 
 template <int NT>
@@ -69,7 +74,8 @@ cudaError_t configure_fold_kernels(int bytes) {
 }
 
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
-  return fold_uses_wgmma(fold_layer, model);
+  // (The maps are encoded for the MHA fold's chunks, not for the wide recon chunks.)
+  return fold_layer.recon_keys == 0 && fold_uses_wgmma(fold_layer, model);
 }
 
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {
