@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   constexpr int TPS = TT / SEGS;
   // The wgmma instances with registers for all their latents (one CTA per SM: NR > 32) refill a
   // single staging buffer before the tile's MMAs (see the wgmma block).
-  constexpr bool kEarlyRefill = kWgmma && NR > 32;
+  constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
