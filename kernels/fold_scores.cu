@@ -18,13 +18,18 @@ namespace {
 // 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299). At rank 32 the layout still needs one
 // CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
 // (1917 -> 2062 us). bench/RESULTS.md, tenth session.
+// Reconstructed fp16 keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
+// STARKV_NO_RECON_WGMMA=1 (wip: not yet run on a GPU).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
+  static const bool no_recon = std::getenv("STARKV_NO_RECON_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
   const bool keys_ok = l.keys_fp16 != 0 ? (r == 16 || r == 32 || r == 48 || r == 64)
                                         : !no_quantized && (r == 48 || r == 64);
-  return !disabled && model.head_dim == 128 && l.recon_keys == 0 && keys_ok &&
+  const bool recon_ok = l.keys_fp16 != 0 && !no_recon && model.q_per_kv >= 2 &&
+                        l.kv_heads_per_chunk <= kReconKvHeadsPerCta;
+  return !disabled && model.head_dim == 128 && (l.recon_keys == 0 || recon_ok) && keys_ok &&
          fold_wgmma_ready();
 }
 
@@ -75,7 +80,8 @@ cudaError_t configure_fold_kernels(int bytes) {
 }
 
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
-  return fold_uses_wgmma(fold_layer, model);
+  // (The maps are encoded for the MHA fold's chunks, not for the wide recon chunks.)
+  return fold_layer.recon_keys == 0 && fold_uses_wgmma(fold_layer, model);
 }
 
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {

@@ -199,7 +199,7 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
 // kQuantWgmma (wgmma instances only): the layer's keys are quantized (decoded to a tile first);
 // the wgmma instances know it at compile time, so that the fp16 ones carry none of the decode.
 template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false>
-__global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
+__global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
   constexpr int TPS = TT / SEGS;
   // The wgmma instances with registers for all their latents (one CTA per SM: NR > 32) refill a
   // single staging buffer before the tile's MMAs (see the wgmma block).
-  constexpr bool kEarlyRefill = kWgmma && NR > 32;
+  constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -268,7 +268,12 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
     const int UTS = rkp_max + 8;
     __half* ut = ab;
     __half* qs = ab + recon_ut_halves(D, rkp_max);
-    const int n_items = ngc * D * g8;  // (KV head, dim, 8-rank group)
+    // kWgmma: UT[gl] in no-swizzle core matrices instead (8 dims x 8 ranks, 128 contiguous bytes;
+    // NR / 8 of them along the ranks per group of 8 dims): the B operand of K = L Ut's wgmmas.
+    // Every KV-head slot of the CTA is written (zeros past the chunk's heads), since each warpgroup
+    // always runs the same number of heads (see the recon wgmma block).
+    const int n_heads_ut = kWgmma ? kReconKvHeads : ngc;
+    const int n_items = n_heads_ut * D * g8;  // (KV head, dim, 8-rank group)
     for (int i0 = tid; i0 < n_items; i0 += kBatch * kThreads) {
       uint4 v[kBatch];
 #pragma unroll
@@ -277,7 +282,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         v[b] = make_uint4(0u, 0u, 0u, 0u);
         if (idx < n_items) {
           const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
-          const int4 hk = hks[gl];
+          const int4 hk = gl < ngc ? hks[gl] : make_int4(0, 0, 0, 0);
           if (8 * u < hk.z) v[b] = __ldg(reinterpret_cast<const uint4*>(layer.key_ut + hk.w + d * hk.z + 8 * u));
         }
       }
@@ -286,7 +291,9 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         const int idx = i0 + b * kThreads;
         if (idx < n_items) {
           const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
-          *reinterpret_cast<uint4*>(ut + (gl * D + d) * UTS + 8 * u) = v[b];
+          __half* dst = kWgmma ? ut + gl * D * rkp_max + ((d >> 3) * g8 + u) * 64 + (d & 7) * 8
+                               : ut + (gl * D + d) * UTS + 8 * u;
+          *reinterpret_cast<uint4*>(dst) = v[b];
         }
       }
     }
@@ -547,7 +554,116 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
       __syncthreads();
     }
 
-    if (kRecon) {
+    if constexpr (kRecon && kWgmma) {
+      // Keys reconstructed on warpgroup MMAs (fp16 keys, head_dim 128): warpgroup wg takes KV
+      // heads wg, wg + 2 of the chunk (always both: a head past the chunk has zero latents and Ut
+      // and writes nothing, so that no branch separates a wgmma from its wait) over the whole
+      // 64-token tile; warp w4 of it holds tokens 16 w4 .. + 15. Per head and half of the dims:
+      // K (64 tokens x 64 dims) = L Ut as NR / 16 wgmma.m64n64k16 steps, A = the latents from
+      // registers (loaded once per head, zero past its padded rank), B = Ut's core matrices; RoPE
+      // on the accumulators (thread: dims 8j + 2tq, + 1 = one rotary pair, tokens grp, grp + 8, as
+      // the mma.sync path's n-tiles), then S += K Q^T on mma.sync from the accumulators packed to
+      // fp16, B = the group's queries.
+      constexpr int KS = NR / 16;
+      constexpr int kWgKv = kReconKvHeads / 2;
+      const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
+      const __half* qs = ab + recon_ut_halves(D, rkp_max);
+      const uint64_t ut_desc = wgmma_desc(shared_address(ab), 128, (NR / 8) * 128);
+      const __half* cs_lo = cs + (w4 * 16 + grp) * DS + 2 * tq;
+      const __half* cs_hi = cs_lo + 8 * DS;
+      float sacc[kWgKv][4];
+      float acc[32];  // K of one head and half of the dims (each first wgmma overwrites it)
+#pragma unroll
+      for (int e = 0; e < 32; ++e) acc[e] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kWgKv; ++j) {
+        const int gl = wg + 2 * j;
+        sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.0f;
+        const int4 hl = gl < ngc ? heads[gl * qpk] : make_int4(0, 0, 1, 0);
+        const int rank = __shfl_sync(0xffffffffu, hl.y, 0);
+        const bool aligned = __shfl_sync(0xffffffffu, hl.z, 0) != 0;
+        const uint8_t* lo = rbuf + hl.x + (w4 * 16 + grp) * rstride + 4 * tq;
+        const uint8_t* hi = lo + 8 * rstride;
+        uint32_t a[KS][4];  // L: tokens grp, grp + 8 x ranks 16 kk + 2tq (+1), + 8
+        auto load = [&](auto aligned_tag) {
+          constexpr bool kAligned = decltype(aligned_tag)::value;
+#pragma unroll
+          for (int kk = 0; kk < KS; ++kk) {
+            const bool in = 16 * kk < rank;
+            a[kk][0] = in ? latent_pair<kAligned>(lo + 32 * kk) : 0u;
+            a[kk][1] = in ? latent_pair<kAligned>(hi + 32 * kk) : 0u;
+            a[kk][2] = in ? latent_pair<kAligned>(lo + 32 * kk + 16) : 0u;
+            a[kk][3] = in ? latent_pair<kAligned>(hi + 32 * kk + 16) : 0u;
+          }
+        };
+        if (aligned) {
+          load(std::true_type{});
+        } else {
+          load(std::false_type{});
+        }
+        // Query rows: head lane & 7 of the group, else the zero row (as the mma.sync path).
+        const int qh = (lane & 7) < qpk && gl < ngc ? gl * qpk + (lane & 7) : kFoldMaxHeads;
+        const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
+#pragma unroll
+        for (int dh = 0; dh < 2; ++dh) {
+          // (16-byte units: head gl's Ut at gl D NR halves, dims half dh at 8 dim groups of NR / 8
+          // core matrices, k-step kk at two core matrices.)
+          const uint64_t desc = ut_desc + static_cast<uint64_t>(gl * (D * NR / 8) + dh * NR * 8);
+          wgmma_pin(acc);
+          wgmma_fence();
+#pragma unroll
+          for (int kk = 0; kk < KS; ++kk)
+            wgmma_m64k16<64>(acc, a[kk], desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
+          wgmma_commit();
+          wgmma_wait<0>();
+          wgmma_pin(acc);
+          // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp (acc[4n],
+          // acc[4n + 1]) and grp + 8 (acc[4n + 2], acc[4n + 3]).
+#pragma unroll
+          for (int n = 0; n < 8; ++n) {
+            const int p2 = 2 * (32 * dh + 4 * n);
+            const float2 c0 = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
+            const float2 c1 = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
+            const float k0 = acc[4 * n], k1 = acc[4 * n + 1], k2 = acc[4 * n + 2],
+                        k3 = acc[4 * n + 3];
+            acc[4 * n] = k0 * c0.x - k1 * c0.y;
+            acc[4 * n + 1] = k0 * c0.y + k1 * c0.x;
+            acc[4 * n + 2] = k2 * c1.x - k3 * c1.y;
+            acc[4 * n + 3] = k2 * c1.y + k3 * c1.x;
+          }
+          // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
+#pragma unroll
+          for (int k2 = 0; k2 < 2; ++k2) {
+            uint32_t bq[4];  // Q fragments of dims 64 dh + 32 k2 .. + 31 (two k-steps)
+            ldmatrix_x4(bq, qrow + 64 * dh + 32 * k2);
+#pragma unroll
+            for (int h2 = 0; h2 < 2; ++h2) {
+              const int n0 = 4 * k2 + 2 * h2;
+              uint32_t ka[4];
+              ka[0] = pack_half2(acc[4 * n0], acc[4 * n0 + 1]);
+              ka[1] = pack_half2(acc[4 * n0 + 2], acc[4 * n0 + 3]);
+              ka[2] = pack_half2(acc[4 * n0 + 4], acc[4 * n0 + 5]);
+              ka[3] = pack_half2(acc[4 * n0 + 6], acc[4 * n0 + 7]);
+              mma_16816(sacc[j], ka, bq[2 * h2], bq[2 * h2 + 1]);
+            }
+          }
+        }
+      }
+      // sacc[j]: tokens grp (0, 1) and grp + 8 (2, 3) x the group's heads 2tq, 2tq + 1.
+#pragma unroll
+      for (int j = 0; j < kWgKv; ++j) {
+        const int gl = wg + 2 * j;
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int hl = 2 * tq + e;
+          if (gl < ngc && hl < qpk) {
+            float* dst = sc + (gl * qpk + hl) * TT + w4 * 16 + grp;
+            dst[0] = sacc[j][e];
+            dst[8] = sacc[j][2 + e];
+          }
+        }
+      }
+    } else if (kRecon) {
       // Warp w takes m-tile mt = w % (TT / 16) (16 tokens) of KV heads hs, hs + kHeadSets, ...
       // (hs = w / (TT / 16)). Per group of 32 key dims and head: K = L Ut on tensor cores (4
       // n-tiles of 8 dims, rkp / 16 k-steps), RoPE on the accumulators (thread: dims 2tq, 2tq + 1
@@ -812,13 +928,13 @@ __global__ void __launch_bounds__(kThreads, kWgmma && NR > 32 ? 1 : 2)
         });
       }
     } else {
-    // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
-    // 32-token tiles: the first head's info is read before the CS fragments, and each next head's
-    // during the current one (the alignment branch below waited on this load: 5% of the fold's
-    // warp time). 64-token tiles hold twice the CS fragments and have no registers to spare.
-    constexpr bool kPrefetchHead = MPW == 1;
-    int4 hd_next = kPrefetchHead && hq < nh ? heads[hq] : make_int4(0, 0, 0, 0);
-    uint32_t af[MPW][KSTEPS][4];
+      // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
+      // 32-token tiles: the first head's info is read before the CS fragments, and each next head's
+      // during the current one (the alignment branch below waited on this load: 5% of the fold's
+      // warp time). 64-token tiles hold twice the CS fragments and have no registers to spare.
+      constexpr bool kPrefetchHead = MPW == 1;
+      int4 hd_next = kPrefetchHead && hq < nh ? heads[hq] : make_int4(0, 0, 0, 0);
+      uint32_t af[MPW][KSTEPS][4];
 #pragma unroll
     for (int m = 0; m < MPW; ++m)
 #pragma unroll

@@ -19,8 +19,13 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
                             const void* q, int q_dtype, cudaStream_t stream) {
   const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
   const FoldSmem f = fold_layer_layout(l, model, true);
-  fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
-      <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  if (l.recon_keys != 0) {
+    fold_scores_kernel<16, kFoldTokens, true, true, NR>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  } else {
+    fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
+        <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  }
   return cudaGetLastError();
 }
 
@@ -37,6 +42,10 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 16>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 32>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 48>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 64>),
   };
   e = allow_dynamic_smem(kernels_used, bytes);
   const bool runs = e == cudaSuccess;
