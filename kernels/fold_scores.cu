@@ -19,7 +19,8 @@ namespace {
 // CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
 // (1917 -> 2062 us). bench/RESULTS.md, tenth session.
 // Reconstructed fp16 keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
-// STARKV_NO_RECON_WGMMA=1 (wip: not yet run on a GPU).
+// STARKV_NO_RECON_WGMMA=1 (Llama-3-8B-like layer, b16 x 32K, fp16: 75% 491 -> 396 us, 60% 614 ->
+// 461, 50% 757 -> 652; bench/RESULTS.md, eleventh session).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
