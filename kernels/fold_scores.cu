@@ -9,8 +9,8 @@ namespace starkv {
 namespace kernels {
 namespace {
 
-// Whether a layer's fold runs on the wgmma instances: head_dim 128, keys folded (not
-// reconstructed), a padded key rank they are instantiated for, a device that runs them, and
+// Whether a layer's fold runs on the wgmma instances: head_dim 128, a padded key rank they are
+// instantiated for, a device that runs them, and
 // STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys only at
 // padded ranks 48 and 64 (STARKV_NO_QUANT_WGMMA=1: never): their decoded tile shares the CS
 // table's space, and those instances run one CTA per SM, with 64-token tiles whose AB fragments
@@ -18,9 +18,10 @@ namespace {
 // 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299). At rank 32 the layout still needs one
 // CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
 // (1917 -> 2062 us). bench/RESULTS.md, tenth session.
-// Reconstructed fp16 keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
+// Reconstructed keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
 // STARKV_NO_RECON_WGMMA=1 (Llama-3-8B-like layer, b16 x 32K, fp16: 75% 491 -> 396 us, 60% 614 ->
-// 461, 50% 757 -> 652; bench/RESULTS.md, eleventh session).
+// 461, 50% 757 -> 652; bench/RESULTS.md, eleventh session); quantized keys as well, from the
+// decoded tile (its own instances, kQuantWgmma).
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
@@ -28,10 +29,12 @@ bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   const int r = l.max_key_rank_pad;
   const bool keys_ok = l.keys_fp16 != 0 ? (r == 16 || r == 32 || r == 48 || r == 64)
                                         : !no_quantized && (r == 48 || r == 64);
-  const bool recon_ok = l.keys_fp16 != 0 && !no_recon && model.q_per_kv >= 2 &&
-                        l.kv_heads_per_chunk <= kReconKvHeadsPerCta;
-  return !disabled && model.head_dim == 128 && (l.recon_keys == 0 || recon_ok) && keys_ok &&
-         fold_wgmma_ready();
+  const bool recon_ok = !no_recon && model.q_per_kv >= 2 &&
+                        l.kv_heads_per_chunk <= kReconKvHeadsPerCta &&
+                        (r == 16 || r == 32 || r == 48 || r == 64);
+  if (l.recon_keys != 0)
+    return !disabled && model.head_dim == 128 && recon_ok && fold_wgmma_ready();
+  return !disabled && model.head_dim == 128 && keys_ok && fold_wgmma_ready();
 }
 
 template <int NT>

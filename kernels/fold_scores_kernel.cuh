@@ -99,7 +99,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
   // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
   // shared memory, which rank-64 layers of 8 heads need (AB 128 KB and a 65 KB decoded tile).
-  const bool overlay = wgmma && decode;
+  // (Not when reconstructing keys: their RoPE reads the table after the decode.)
+  const bool overlay = wgmma && decode && !recon;
   const size_t cs_bytes = sizeof(__half) * tokens * (head_dim + 8);
   const size_t lk_bytes = decode ? sizeof(__half) * tokens * static_cast<size_t>(ks) : 0;
   f.cs = o;
@@ -192,6 +193,18 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
   if (kAligned) return *reinterpret_cast<const uint32_t*>(p);
   return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p)) |
          static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
+}
+
+// One rotary pair (k0, k1) of a reconstructed key rotated by (c, s) = cs, as the packed fp16 pair
+// the score MMA takes: (k0 c - k1 s, k0 s + k1 c) = (k0, k1) (c, c) + (-k1, k0) (s, s), two half2
+// products on the packed keys instead of four fp32 ones and the table's conversion to fp32 (the
+// recon wgmma fold spent 45% of its instructions on RoPE). The keys are rounded to fp16 before
+// the rotation instead of after it: at most one more fp16 rounding per element (|c|, |s| <= 1).
+__device__ __forceinline__ uint32_t rope_half2(float k0, float k1, __half2 cs) {
+  const __half2 k = __floats2half2_rn(k0, k1);
+  const __half2 kn = __floats2half2_rn(-k1, k0);
+  const __half2 r = __hfma2(kn, __high2half2(cs), __hmul2(k, __low2half2(cs)));
+  return *reinterpret_cast<const uint32_t*>(&r);
 }
 
 // kWgmma (sm_90a, fold only): Z on warpgroup MMAs, N = NR = the layer's padded key rank (see the
@@ -362,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   // Zero the staging buffers and the decoded tile (padding columns must stay finite zeros; where
   // the decoded tile shares the CS table's space, the CS table, its scores and buffers too: only
   // finite values are written there afterwards).
-  const bool overlay = kWgmma && decode;
+  const bool overlay = kWgmma && decode && !kRecon;
   {
     const size_t from = overlay ? L.cs : L.raw;
     uint32_t* z = reinterpret_cast<uint32_t*>(smem + from);
@@ -538,7 +551,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
         ldmatrix_x4(af[kk], cs + (w4 * 16 + (lane & 15)) * DS + kk * 16 + (lane >> 4) * 8);
     };
     if (decode) {
-      if constexpr (kWgmma) {
+      if constexpr (kWgmma && !kRecon) {
         load_cs_fragments();
         __syncthreads();  // every warp's fragments are loaded: the decoded tile may overwrite them
       }
@@ -555,12 +568,14 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     }
 
     if constexpr (kRecon && kWgmma) {
-      // Keys reconstructed on warpgroup MMAs (fp16 keys, head_dim 128): warpgroup wg takes KV
-      // heads wg, wg + 2 of the chunk (always both: a head past the chunk has zero latents and Ut
-      // and writes nothing, so that no branch separates a wgmma from its wait) over the whole
-      // 64-token tile; warp w4 of it holds tokens 16 w4 .. + 15. Per head and half of the dims:
-      // K (64 tokens x 64 dims) = L Ut as NR / 16 wgmma.m64n64k16 steps, A = the latents from
-      // registers (loaded once per head, zero past its padded rank), B = Ut's core matrices; RoPE
+      // Keys reconstructed on warpgroup MMAs (head_dim 128): warpgroup wg takes KV heads wg,
+      // wg + 2 of the chunk over the whole 64-token tile (the second only where the chunk has it:
+      // quantized keys run the model's chunks, 8 query heads = 2 KV heads for Llama-3-like layers;
+      // the condition is warpgroup-uniform and encloses each wgmma with its wait); warp w4 of it
+      // holds tokens 16 w4 .. + 15. Per head and half of the dims: K (64 tokens x 64 dims) = L Ut
+      // as NR / 16 wgmma.m64n64k16 steps, A = the latents from registers (fp16 keys: the staged
+      // row; quantized: the decoded tile; loaded once per head, zero past its padded rank), B =
+      // Ut's core matrices; RoPE
       // on the accumulators (thread: dims 8j + 2tq, + 1 = one rotary pair, tokens grp, grp + 8, as
       // the mma.sync path's n-tiles), then S += K Q^T on mma.sync from the accumulators packed to
       // fp16, B = the group's queries.
@@ -571,6 +586,9 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       const uint64_t ut_desc = wgmma_desc(shared_address(ab), 128, (NR / 8) * 128);
       const __half* cs_lo = cs + (w4 * 16 + grp) * DS + 2 * tq;
       const __half* cs_hi = cs_lo + 8 * DS;
+      const int sstride = decode ? 2 * ks : rstride;  // bytes per token of the latents' rows
+      const uint8_t* lat = decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf;
+      const int wg_heads = __shfl_sync(0xffffffffu, (ngc - wg + 1) / 2, 0);
       float sacc[kWgKv][4];
       float acc[32];  // K of one head and half of the dims (each first wgmma overwrites it)
 #pragma unroll
@@ -579,11 +597,12 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       for (int j = 0; j < kWgKv; ++j) {
         const int gl = wg + 2 * j;
         sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.0f;
+        if (j > 0 && j >= wg_heads) continue;
         const int4 hl = gl < ngc ? heads[gl * qpk] : make_int4(0, 0, 1, 0);
         const int rank = __shfl_sync(0xffffffffu, hl.y, 0);
         const bool aligned = __shfl_sync(0xffffffffu, hl.z, 0) != 0;
-        const uint8_t* lo = rbuf + hl.x + (w4 * 16 + grp) * rstride + 4 * tq;
-        const uint8_t* hi = lo + 8 * rstride;
+        const uint8_t* lo = lat + hl.x + (w4 * 16 + grp) * sstride + 4 * tq;
+        const uint8_t* hi = lo + 8 * sstride;
         uint32_t a[KS][4];  // L: tokens grp, grp + 8 x ranks 16 kk + 2tq (+1), + 8
         auto load = [&](auto aligned_tag) {
           constexpr bool kAligned = decltype(aligned_tag)::value;
@@ -618,18 +637,16 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
           wgmma_wait<0>();
           wgmma_pin(acc);
           // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp (acc[4n],
-          // acc[4n + 1]) and grp + 8 (acc[4n + 2], acc[4n + 3]).
+          // acc[4n + 1]) and grp + 8 (acc[4n + 2], acc[4n + 3]); rotated in half2 on the packed
+          // keys (rope_half2), kr[2n] and kr[2n + 1].
+          uint32_t kr[16];
 #pragma unroll
           for (int n = 0; n < 8; ++n) {
             const int p2 = 2 * (32 * dh + 4 * n);
-            const float2 c0 = __half22float2(*reinterpret_cast<const __half2*>(cs_lo + p2));
-            const float2 c1 = __half22float2(*reinterpret_cast<const __half2*>(cs_hi + p2));
-            const float k0 = acc[4 * n], k1 = acc[4 * n + 1], k2 = acc[4 * n + 2],
-                        k3 = acc[4 * n + 3];
-            acc[4 * n] = k0 * c0.x - k1 * c0.y;
-            acc[4 * n + 1] = k0 * c0.y + k1 * c0.x;
-            acc[4 * n + 2] = k2 * c1.x - k3 * c1.y;
-            acc[4 * n + 3] = k2 * c1.y + k3 * c1.x;
+            kr[2 * n] = rope_half2(acc[4 * n], acc[4 * n + 1],
+                                   *reinterpret_cast<const __half2*>(cs_lo + p2));
+            kr[2 * n + 1] = rope_half2(acc[4 * n + 2], acc[4 * n + 3],
+                                       *reinterpret_cast<const __half2*>(cs_hi + p2));
           }
           // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
 #pragma unroll
@@ -639,11 +656,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
 #pragma unroll
             for (int h2 = 0; h2 < 2; ++h2) {
               const int n0 = 4 * k2 + 2 * h2;
-              uint32_t ka[4];
-              ka[0] = pack_half2(acc[4 * n0], acc[4 * n0 + 1]);
-              ka[1] = pack_half2(acc[4 * n0 + 2], acc[4 * n0 + 3]);
-              ka[2] = pack_half2(acc[4 * n0 + 4], acc[4 * n0 + 5]);
-              ka[3] = pack_half2(acc[4 * n0 + 6], acc[4 * n0 + 7]);
+              const uint32_t ka[4] = {kr[2 * n0], kr[2 * n0 + 1], kr[2 * n0 + 2], kr[2 * n0 + 3]};
               mma_16816(sacc[j], ka, bq[2 * h2], bq[2 * h2 + 1]);
             }
           }

@@ -20,7 +20,7 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
   const unsigned grid = static_cast<unsigned>(batch.n_items) * static_cast<unsigned>(l.n_chunks);
   const FoldSmem f = fold_layer_layout(l, model, true);
   if (l.recon_keys != 0) {
-    fold_scores_kernel<16, kFoldTokens, true, true, NR>
+    fold_scores_kernel<16, kFoldTokens, true, true, NR, kQuant>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   } else {
     fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
@@ -46,6 +46,10 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 32>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 48>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 64>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 16, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 32, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 48, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 64, true>),
   };
   e = allow_dynamic_smem(kernels_used, bytes);
   const bool runs = e == cudaSuccess;
@@ -66,7 +70,21 @@ bool fold_wgmma_ready() {
 
 cudaError_t launch_fold_wgmma(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                               const void* q, int q_dtype, cudaStream_t stream) {
-  if (l.keys_fp16 == 0) {  // quantized keys: padded ranks 48 and 64 (see fold_uses_wgmma)
+  if (l.keys_fp16 == 0 && l.recon_keys != 0) {  // quantized keys reconstructed
+    switch (l.max_key_rank_pad) {
+      case 16:
+        return launch_wgmma_nr<16, true>(l, model, batch, q, q_dtype, stream);
+      case 32:
+        return launch_wgmma_nr<32, true>(l, model, batch, q, q_dtype, stream);
+      case 48:
+        return launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream);
+      case 64:
+        return launch_wgmma_nr<64, true>(l, model, batch, q, q_dtype, stream);
+      default:
+        return cudaErrorInvalidValue;
+    }
+  }
+  if (l.keys_fp16 == 0) {  // quantized keys folded: padded ranks 48 and 64 (see fold_uses_wgmma)
     switch (l.max_key_rank_pad) {
       case 48:
         return launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream);

@@ -717,6 +717,42 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaWideRecon,
                                            WideReconCase{18, 6, 64, 21, 64},
                                            WideReconCase{32, 8, 128, 45, 64}));
 
+// GQA layers with quantized keys reconstruct them from the decoded tile in the model's chunks of
+// 8 query heads (on Hopper: the recon wgmma instances with quantized keys): 4, 3, 8 and 2 queries
+// per KV head (2, 2, 1 and 4 KV heads per chunk, so warpgroups with one head, none or two),
+// padded ranks 16 to 64, 3/4- and 4/4-bit latents.
+struct QuantReconCase {
+  int32_t H, G, top_rank, inlier, outlier, page_tokens;
+};
+void PrintTo(const QuantReconCase& c, std::ostream* os) {
+  *os << "H=" << c.H << " G=" << c.G << ", key ranks up to " << c.top_rank << ", " << c.inlier
+      << "/" << c.outlier << " bits, page " << c.page_tokens;
+}
+
+class CudaQuantizedRecon : public ::testing::TestWithParam<QuantReconCase> {};
+
+TEST_P(CudaQuantizedRecon, MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const QuantReconCase c = GetParam();
+  ProfileSpec spec;
+  spec.H = c.H;
+  spec.G = c.G;
+  spec.D = 128;
+  spec.key_ranks = stepped_key_ranks(c.G, c.top_rank);
+  spec.value_ranks = {200};
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
+  spec.n_layers = 1;
+  expect_three_sequences_match_cpu(spec, 71u + static_cast<uint32_t>(c.H + c.G + c.top_rank),
+                                   c.page_tokens, 47u, 2e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaQuantizedRecon,
+                         ::testing::Values(QuantReconCase{32, 8, 29, 3, 4, 64},
+                                           QuantReconCase{24, 8, 45, 3, 4, 16},
+                                           QuantReconCase{16, 2, 64, 4, 4, 64},
+                                           QuantReconCase{32, 16, 13, 3, 4, 128}));
+
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
 struct QuantCase {
