@@ -131,8 +131,8 @@ class CudaBackend : public Backend {
       // GQA layers reconstruct each KV head's keys once (kernels::LayerView::recon_keys).
       layer->fold_view.recon_keys =
           storage->model.view.q_per_kv >= 2 && std::getenv("STARKV_NO_RECON") == nullptr ? 1 : 0;
-      // Reconstructing fp16 keys, the fold takes chunks of 4 KV heads (DeviceLayer::
-      // wide_recon_view) unless STARKV_NO_WIDE_RECON=1 keeps the model's 8-query-head chunks.
+      // Reconstructing keys, the fold takes chunks of 4 KV heads (DeviceLayer::wide_recon_view)
+      // unless STARKV_NO_WIDE_RECON=1 keeps the model's 8-query-head chunks.
       if (layer->fold_view.recon_keys != 0 && layer->has_wide_recon_view &&
           !env_flag("STARKV_NO_WIDE_RECON")) {
         layer->fold_view = layer->wide_recon_view;

@@ -598,6 +598,49 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
       wide_recon_view.raw_value_bytes =
           wide_slack + odd_units(wide_keys + wide_slack + scale_bytes);
       has_wide_recon_view = true;
+    } else if (model.view.q_per_kv >= 2) {
+      // Quantized keys: each wide chunk stages the code bytes of its KV heads' channels (and the
+      // scale region, as every fold view) and decodes them into a tile whose columns give each
+      // key group its own 16-aligned region, as the score kernel's chunks do.
+      const int32_t wgc = kernels::kReconKvHeadsPerCta;
+      const int32_t n_wide = (G + wgc - 1) / wgc;
+      std::vector<kernels::ChunkInfo> wide(static_cast<size_t>(n_wide),
+                                           kernels::ChunkInfo{0, 0, 0, 0});
+      std::vector<kernels::HeadKeyInfo> wide_heads = head_keys;
+      int32_t wide_keys = 0, wide_columns = 0;
+      for (int32_t c = 0; c < n_wide; ++c) {
+        int32_t kc0 = INT32_MAX, kc1 = 0, columns = 0, last_col = 0;
+        const FactorGroup* last = nullptr;
+        for (int32_t g = c * wgc; g < std::min(G, (c + 1) * wgc); ++g) {
+          int32_t koff = 0;
+          const FactorGroup& kg = group_of_head(lp.keys, g, D, &koff);
+          if (&kg != last) {
+            last_col = columns;
+            columns += round_up(kg.rank, 16);
+            last = &kg;
+          }
+          wide_heads[static_cast<size_t>(g)].x = last_col;
+          kc0 = std::min(kc0, koff);
+          kc1 = std::max(kc1, koff + kg.rank);
+        }
+        int32_t k0, k1;
+        byte_span(kc0, kc1 - kc0, &k0, &k1);
+        wide[static_cast<size_t>(c)] = kernels::ChunkInfo{k0, k1, 0, 0};
+        wide_keys = std::max(wide_keys, k1 - k0);
+        wide_columns = std::max(wide_columns, columns);
+      }
+      wide_recon_part_bytes = upload(wide, stream);
+      wide_recon_head_keys = upload(wide_heads, stream);
+      wide_recon_view = fold_view;
+      wide_recon_view.n_chunks = n_wide;
+      wide_recon_view.kv_heads_per_chunk = wgc;
+      wide_recon_view.part_bytes = wide_recon_part_bytes.get<int4>();
+      wide_recon_view.head_keys = wide_recon_head_keys.get<kernels::HeadKeyInfo>();
+      wide_recon_view.max_value_parts = 1;
+      wide_recon_view.key_tile_stride = round_up(std::max(wide_columns, 16), 16) + 8;
+      wide_recon_view.raw_key_bytes = wide_keys;
+      wide_recon_view.raw_value_bytes = odd_units(wide_keys + scale_bytes);
+      has_wide_recon_view = true;
     }
   }
   values_view = v;
