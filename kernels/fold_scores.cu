@@ -10,25 +10,26 @@ namespace kernels {
 namespace {
 
 // Whether a layer's fold runs on the wgmma instances: head_dim 128, a padded key rank they are
-// instantiated for, a device that runs them, and
-// STARKV_NO_WGMMA unset (the mma.sync instances then run, for comparison). Quantized keys only at
-// padded ranks 48 and 64 (STARKV_NO_QUANT_WGMMA=1: never): their decoded tile shares the CS
-// table's space, and those instances run one CTA per SM, with 64-token tiles whose AB fragments
-// the tensor cores read once per 64 tokens instead of once per 16 (Llama-2-like layer, b16 x 32K:
-// 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299). At rank 32 the layout still needs one
-// CTA per SM (134 KB) where the mma.sync kernel's 32-token tiles run two, and that was 7.5% slower
-// (1917 -> 2062 us). bench/RESULTS.md, tenth session.
-// Reconstructed keys (GQA) take the wgmma instances too, K = L Ut on warpgroup MMAs, unless
-// STARKV_NO_RECON_WGMMA=1 (Llama-3-8B-like layer, b16 x 32K, fp16: 75% 491 -> 396 us, 60% 614 ->
-// 461, 50% 757 -> 652; bench/RESULTS.md, eleventh session); quantized keys as well, from the
-// decoded tile (its own instances, kQuantWgmma).
+// instantiated for, a device that runs them, and STARKV_NO_WGMMA unset (the mma.sync instances
+// then run, for comparison).
+// - fp16 keys, folded: padded ranks 16 to 64.
+// - Quantized keys, folded (STARKV_NO_QUANT_WGMMA=1: never): padded ranks 48 and 64 in chunks of
+//   8 heads, their decoded tile in the CS table's space, one CTA per SM, 64-token tiles whose AB
+//   fragments the tensor cores read once per 64 tokens instead of once per 16 (Llama-2-like
+//   layer, b16 x 32K: 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299; tenth session);
+//   padded ranks 16 and 32 in chunks of 4 heads only (fold_narrow says why).
+// - Reconstructed keys (GQA), fp16 or quantized (from the decoded tile), unless
+//   STARKV_NO_RECON_WGMMA=1: K = L Ut on warpgroup MMAs (Llama-3-8B-like layer, b16 x 32K, fp16:
+//   75% 491 -> 396 us, 60% 614 -> 461, 50% 757 -> 652; eleventh session).
+// (bench/RESULTS.md.)
 bool fold_uses_wgmma(const LayerView& l, const ModelView& model) {
   static const bool disabled = std::getenv("STARKV_NO_WGMMA") != nullptr;
   static const bool no_quantized = std::getenv("STARKV_NO_QUANT_WGMMA") != nullptr;
   static const bool no_recon = std::getenv("STARKV_NO_RECON_WGMMA") != nullptr;
   const int r = l.max_key_rank_pad;
-  const bool keys_ok = l.keys_fp16 != 0 ? (r == 16 || r == 32 || r == 48 || r == 64)
-                                        : !no_quantized && (r == 48 || r == 64);
+  const bool keys_ok = l.keys_fp16 != 0
+                           ? (r == 16 || r == 32 || r == 48 || r == 64)
+                           : !no_quantized && (r == 48 || r == 64 || fold_narrow(l, model));
   const bool recon_ok = !no_recon && model.q_per_kv >= 2 &&
                         l.kv_heads_per_chunk <= kReconKvHeadsPerCta &&
                         (r == 16 || r == 32 || r == 48 || r == 64);
@@ -86,6 +87,11 @@ cudaError_t configure_fold_kernels(int bytes) {
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
   // (The maps are encoded for the MHA fold's chunks, not for the wide recon chunks.)
   return fold_layer.recon_keys == 0 && fold_uses_wgmma(fold_layer, model);
+}
+
+bool fold_runs_narrow(const LayerView& wide_fold_layer, const ModelView& model) {
+  return wide_fold_layer.recon_keys == 0 && fold_narrow(wide_fold_layer, model) &&
+         fold_uses_wgmma(wide_fold_layer, model);
 }
 
 size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& model) {

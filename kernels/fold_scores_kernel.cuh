@@ -23,7 +23,7 @@
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
 //   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
 //   the recon block of the tile loop); staging, CS table and softmax are the same. With fp16 keys
-//   its chunks hold 4 KV heads (DeviceLayer::wide_recon_view: up to 32 query heads; warp w then
+//   its chunks hold 4 KV heads (DeviceLayer::wide_fold_view: up to 32 query heads; warp w then
 //   runs the softmax of heads w, w + 8, ...), with quantized keys the model's chunks of 8 query
 //   heads. CS table: each thread's segment starts from an angle exact at the item's start, advanced
 //   by a TT-token rotation per tile; within the segment each token rotates the previous one by one
@@ -70,7 +70,7 @@ constexpr size_t kFoldSmemTwoPerSm = kSmemTwoCtasPerSm;
 
 // Reconstructing keys (recon): the up-projections of up to kReconKvHeads KV heads per chunk (a
 // model chunk holds 8 / q_per_kv of them, q_per_kv >= 2; a wide chunk, DeviceLayer::
-// wide_recon_view, 4) and the chunk's queries (up to kFoldMaxHeads), in place of AB.
+// wide_fold_view, 4) and the chunk's queries (up to kFoldMaxHeads), in place of AB.
 constexpr int kReconKvHeads = kReconKvHeadsPerCta;
 static_assert(kFoldMaxHeads % kWarps == 0, "the softmax gives each warp the same head count");
 
@@ -83,7 +83,7 @@ __host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
 
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
                                                      bool decode, bool recon, bool wgmma,
-                                                     int tokens, int buffers) {
+                                                     int tokens, int buffers, int cta_heads) {
   FoldSmem f{};
   f.tokens = tokens;
   f.buffers = buffers;
@@ -94,7 +94,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
                                                 (kFoldMaxHeads + 1) *
                                                     static_cast<size_t>(head_dim + 8)
-                                          : kHeads * static_cast<size_t>(max_rkp) *
+                                          : cta_heads * static_cast<size_t>(max_rkp) *
                                                 (head_dim + (wgmma ? 0 : 8))));
   // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
   // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
@@ -131,19 +131,22 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
 // tokens -> one CTA per SM, 106 KB at 32): the first of these that fits two CTAs per SM, else the
 // first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
 // The wgmma kernel's tile is always 64 tokens (the instruction's M): double-buffered, else single.
+// cta_heads: the query heads a (folding) CTA holds AB for: kHeads, or kHeads / 2 in the wgmma
+// instances for narrow chunks (kNarrow).
 __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
-                                                bool decode, bool recon, bool wgmma = false) {
+                                                bool decode, bool recon, bool wgmma = false,
+                                                int cta_heads = kHeads) {
   const int tokens[4] = {kFoldTokens, wgmma ? kFoldTokens : kFoldTokensSmall, kFoldTokens,
                          wgmma ? kFoldTokens : kFoldTokensSmall};
   const int buffers[4] = {2, wgmma ? 1 : 2, wgmma ? 2 : 1, 1};
   for (int i = 0; i < 4; ++i) {
     const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
-                                        tokens[i], buffers[i]);
+                                        tokens[i], buffers[i], cta_heads);
     if (f.total <= kFoldSmemTwoPerSm) return f;
   }
   for (int i = 0; i < 4; ++i) {
     const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
-                                        tokens[i], buffers[i]);
+                                        tokens[i], buffers[i], cta_heads);
     if (f.total <= kFoldSmemLimit || i == 3) return f;
   }
   return FoldSmem{};  // not reached
@@ -211,7 +214,11 @@ __device__ __forceinline__ uint32_t rope_half2(float k0, float k1, __half2 cs) {
 // wgmma block in the tile loop).
 // kQuantWgmma (wgmma instances only): the layer's keys are quantized (decoded to a tile first);
 // the wgmma instances know it at compile time, so that the fp16 ones carry none of the decode.
-template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false>
+// kNarrow (wgmma instances, MHA, quantized keys, NR <= 32; see fold_narrow): the layer's chunks
+// hold 4 heads instead of kHeads (DeviceLayer::wide_fold_view), so that AB and the decoded tile
+// take half the space and the tile's rows get two staging buffers at two CTAs per SM.
+template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false,
+          bool kNarrow = false>
 __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
@@ -245,7 +252,8 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   const int rkp_max = layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
   const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
-  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma);
+  constexpr int kCtaHeads = kNarrow ? kHeads / 2 : kHeads;
+  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma, kCtaHeads);
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
   __half* cs = reinterpret_cast<__half*>(smem + L.cs);
   float* sc = reinterpret_cast<float*>(smem + L.sc);
@@ -896,7 +904,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       };
       // Always kWgHeads heads per warpgroup, so that no branch separates a wgmma from its wait
       // (the compiler serializes wgmmas across data-dependent branches).
-      constexpr int kWgHeads = kHeads / 2;
+      constexpr int kWgHeads = kCtaHeads / 2;
       // Head i's wgmmas are issued before head i - 1's scores are taken; score_head(i, d) takes
       // head i's scores from its accumulators d.
       auto score_heads = [&](auto&& score_head) {
@@ -1102,9 +1110,22 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   }
 }
 
+// Whether a layer's fold view takes the narrow wgmma instances (kNarrow): quantized keys in MHA
+// chunks of at most 4 heads (the backend swaps in DeviceLayer::wide_fold_view for them) at padded
+// key ranks 16, 32. In chunks of 8 heads those ranks need one CTA per SM (AB 64 KB and a 33 KB
+// decoded tile: 134 KB), and the mma.sync instances ran faster (Llama-2-like 75%, 4/3 bits, b16 x
+// 32K: 1917 against 2062 us); in chunks of 4, two CTAs per SM with two staging buffers fit (81 KB):
+// 1918 -> 1805 us. fp16 keys lost there (814 -> 946 us: twice the CTAs build the CS table and
+// run the per-tile steps), so they keep the chunks of 8. bench/RESULTS.md, eleventh session.
+__host__ __device__ inline bool fold_narrow(const LayerView& l, const ModelView& model) {
+  return l.recon_keys == 0 && l.keys_fp16 == 0 &&
+         l.kv_heads_per_chunk * model.q_per_kv <= kHeads / 2 && l.max_key_rank_pad <= 32;
+}
+
 FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model, bool wgmma) {
   return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
-                     l.keys_fp16 == 0, l.recon_keys != 0, wgmma);
+                     l.keys_fp16 == 0, l.recon_keys != 0, wgmma,
+                     wgmma && fold_narrow(l, model) ? kHeads / 2 : kHeads);
 }
 
 }  // namespace

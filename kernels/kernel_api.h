@@ -218,6 +218,9 @@ size_t fold_scores_smem_bytes(const LayerView& fold_layer, const ModelView& mode
 // Whether the fold of this view may stage its tiles by tensor copies (LayerView::key_row_maps):
 // it runs the wgmma instances, whose tiles are 64 tokens.
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model);
+// Whether an MHA layer's view in chunks of 4 heads (DeviceLayer::wide_fold_view) runs the narrow
+// wgmma instances: the backend then folds with it instead of the model's chunks of 8 heads.
+bool fold_runs_narrow(const LayerView& wide_fold_layer, const ModelView& model);
 // Split mode with the fold score kernel: scores per 8-head chunk, then the value kernel and the
 // combine as in launch_split_attention.
 cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,

@@ -22,6 +22,15 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
   if (l.recon_keys != 0) {
     fold_scores_kernel<16, kFoldTokens, true, true, NR, kQuant>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+  } else if (fold_narrow(l, model)) {
+    if constexpr (NR > 32 || !kQuant) {
+      return cudaErrorInvalidValue;  // (fold_narrow: quantized keys, NR <= 32)
+    } else {
+      fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant, true>
+          <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
+    }
+  } else if constexpr (kQuant && NR <= 32) {
+    return cudaErrorInvalidValue;  // (quantized keys in chunks of kHeads: NR 48, 64 only)
   } else {
     fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
@@ -40,6 +49,8 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 16, true, true>),
+      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32, true, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 16>),
@@ -70,39 +81,21 @@ bool fold_wgmma_ready() {
 
 cudaError_t launch_fold_wgmma(const LayerView& l, const ModelView& model, const AttendBatch& batch,
                               const void* q, int q_dtype, cudaStream_t stream) {
-  if (l.keys_fp16 == 0 && l.recon_keys != 0) {  // quantized keys reconstructed
-    switch (l.max_key_rank_pad) {
-      case 16:
-        return launch_wgmma_nr<16, true>(l, model, batch, q, q_dtype, stream);
-      case 32:
-        return launch_wgmma_nr<32, true>(l, model, batch, q, q_dtype, stream);
-      case 48:
-        return launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream);
-      case 64:
-        return launch_wgmma_nr<64, true>(l, model, batch, q, q_dtype, stream);
-      default:
-        return cudaErrorInvalidValue;
-    }
-  }
-  if (l.keys_fp16 == 0) {  // quantized keys folded: padded ranks 48 and 64 (see fold_uses_wgmma)
-    switch (l.max_key_rank_pad) {
-      case 48:
-        return launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream);
-      case 64:
-        return launch_wgmma_nr<64, true>(l, model, batch, q, q_dtype, stream);
-      default:
-        return cudaErrorInvalidValue;
-    }
-  }
+  // (fold_uses_wgmma has checked that an instance exists for the layer.)
+  const bool quantized = l.keys_fp16 == 0;
   switch (l.max_key_rank_pad) {
     case 16:
-      return launch_wgmma_nr<16>(l, model, batch, q, q_dtype, stream);
+      return quantized ? launch_wgmma_nr<16, true>(l, model, batch, q, q_dtype, stream)
+                       : launch_wgmma_nr<16>(l, model, batch, q, q_dtype, stream);
     case 32:
-      return launch_wgmma_nr<32>(l, model, batch, q, q_dtype, stream);
+      return quantized ? launch_wgmma_nr<32, true>(l, model, batch, q, q_dtype, stream)
+                       : launch_wgmma_nr<32>(l, model, batch, q, q_dtype, stream);
     case 48:
-      return launch_wgmma_nr<48>(l, model, batch, q, q_dtype, stream);
+      return quantized ? launch_wgmma_nr<48, true>(l, model, batch, q, q_dtype, stream)
+                       : launch_wgmma_nr<48>(l, model, batch, q, q_dtype, stream);
     case 64:
-      return launch_wgmma_nr<64>(l, model, batch, q, q_dtype, stream);
+      return quantized ? launch_wgmma_nr<64, true>(l, model, batch, q, q_dtype, stream)
+                       : launch_wgmma_nr<64>(l, model, batch, q, q_dtype, stream);
     default:
       return cudaErrorInvalidValue;
   }

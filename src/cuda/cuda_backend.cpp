@@ -131,15 +131,23 @@ class CudaBackend : public Backend {
       // GQA layers reconstruct each KV head's keys once (kernels::LayerView::recon_keys).
       layer->fold_view.recon_keys =
           storage->model.view.q_per_kv >= 2 && std::getenv("STARKV_NO_RECON") == nullptr ? 1 : 0;
-      // Reconstructing keys, the fold takes chunks of 4 KV heads (DeviceLayer::wide_recon_view)
+      // Reconstructing keys, the fold takes chunks of 4 KV heads (DeviceLayer::wide_fold_view)
       // unless STARKV_NO_WIDE_RECON=1 keeps the model's 8-query-head chunks.
-      if (layer->fold_view.recon_keys != 0 && layer->has_wide_recon_view &&
+      // MHA layers whose quantized keys fold on the narrow wgmma instances (padded rank <= 32)
+      // take chunks of 4 heads too, unless STARKV_NO_NARROW_FOLD=1 (kernels::fold_narrow says
+      // why).
+      if (layer->fold_view.recon_keys != 0 && layer->has_wide_fold_view &&
           !env_flag("STARKV_NO_WIDE_RECON")) {
-        layer->fold_view = layer->wide_recon_view;
+        layer->fold_view = layer->wide_fold_view;
         layer->fold_view.recon_keys = 1;
+      } else if (layer->fold_view.recon_keys == 0 && layer->has_wide_fold_view &&
+                 !env_flag("STARKV_NO_NARROW_FOLD") &&
+                 kernels::fold_runs_narrow(layer->wide_fold_view, storage->model.view)) {
+        layer->fold_view = layer->wide_fold_view;
       }
-      // The fold stages each tile by one tensor copy where its tensor maps exist and it runs the
-      // wgmma instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1 keeps cp.async.
+      // The fold stages each tile by one tensor copy where its tensor maps exist (fp16 keys in the
+      // model's chunks) and it runs the wgmma instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1
+      // keeps cp.async.
       layer->fold_view.key_row_maps = nullptr;
       if (layer->fold_row_maps.bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
           kernels::fold_uses_tensor_staging(layer->fold_view, storage->model.view)) {

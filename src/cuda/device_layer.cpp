@@ -562,10 +562,10 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
       if (ok) fold_row_maps = upload(maps, stream);
     }
 
-    // Wide chunks for reconstructed fp16 keys (DeviceLayer::wide_recon_view): each stages the byte
-    // span of its KV heads' latents, with zero slack for the reads up to a head's padded rank
-    // (as above).
-    if (model.view.q_per_kv >= 2 && fold_view.keys_fp16) {
+    // Chunks of 4 KV heads (DeviceLayer::wide_fold_view). fp16 keys (GQA only: MHA fp16 keys
+    // keep the model's chunks, see kernels::fold_narrow): each stages the byte span of its KV
+    // heads' latents, with zero slack for the reads up to a head's padded rank (as above).
+    if (fold_view.keys_fp16 && model.view.q_per_kv >= 2) {
       const int32_t wgc = kernels::kReconKvHeadsPerCta;
       const int32_t n_wide = (G + wgc - 1) / wgc;
       std::vector<kernels::ChunkInfo> wide(static_cast<size_t>(n_wide), kernels::ChunkInfo{0, 0, 0, 0});
@@ -588,17 +588,17 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
           wide_slack = std::max(wide_slack, round_up(end - wide_keys, 16));
         }
       }
-      wide_recon_part_bytes = upload(wide, stream);
-      wide_recon_view = fold_view;
-      wide_recon_view.n_chunks = n_wide;
-      wide_recon_view.kv_heads_per_chunk = wgc;
-      wide_recon_view.part_bytes = wide_recon_part_bytes.get<int4>();
-      wide_recon_view.max_value_parts = 1;
-      wide_recon_view.raw_key_bytes = wide_keys;
-      wide_recon_view.raw_value_bytes =
+      wide_fold_part_bytes = upload(wide, stream);
+      wide_fold_view = fold_view;
+      wide_fold_view.n_chunks = n_wide;
+      wide_fold_view.kv_heads_per_chunk = wgc;
+      wide_fold_view.part_bytes = wide_fold_part_bytes.get<int4>();
+      wide_fold_view.max_value_parts = 1;
+      wide_fold_view.raw_key_bytes = wide_keys;
+      wide_fold_view.raw_value_bytes =
           wide_slack + odd_units(wide_keys + wide_slack + scale_bytes);
-      has_wide_recon_view = true;
-    } else if (model.view.q_per_kv >= 2) {
+      has_wide_fold_view = true;
+    } else if (!fold_view.keys_fp16) {
       // Quantized keys: each wide chunk stages the code bytes of its KV heads' channels (and the
       // scale region, as every fold view) and decodes them into a tile whose columns give each
       // key group its own 16-aligned region, as the score kernel's chunks do.
@@ -629,18 +629,18 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
         wide_keys = std::max(wide_keys, k1 - k0);
         wide_columns = std::max(wide_columns, columns);
       }
-      wide_recon_part_bytes = upload(wide, stream);
-      wide_recon_head_keys = upload(wide_heads, stream);
-      wide_recon_view = fold_view;
-      wide_recon_view.n_chunks = n_wide;
-      wide_recon_view.kv_heads_per_chunk = wgc;
-      wide_recon_view.part_bytes = wide_recon_part_bytes.get<int4>();
-      wide_recon_view.head_keys = wide_recon_head_keys.get<kernels::HeadKeyInfo>();
-      wide_recon_view.max_value_parts = 1;
-      wide_recon_view.key_tile_stride = round_up(std::max(wide_columns, 16), 16) + 8;
-      wide_recon_view.raw_key_bytes = wide_keys;
-      wide_recon_view.raw_value_bytes = odd_units(wide_keys + scale_bytes);
-      has_wide_recon_view = true;
+      wide_fold_part_bytes = upload(wide, stream);
+      wide_fold_head_keys = upload(wide_heads, stream);
+      wide_fold_view = fold_view;
+      wide_fold_view.n_chunks = n_wide;
+      wide_fold_view.kv_heads_per_chunk = wgc;
+      wide_fold_view.part_bytes = wide_fold_part_bytes.get<int4>();
+      wide_fold_view.head_keys = wide_fold_head_keys.get<kernels::HeadKeyInfo>();
+      wide_fold_view.max_value_parts = 1;
+      wide_fold_view.key_tile_stride = round_up(std::max(wide_columns, 16), 16) + 8;
+      wide_fold_view.raw_key_bytes = wide_keys;
+      wide_fold_view.raw_value_bytes = odd_units(wide_keys + scale_bytes);
+      has_wide_fold_view = true;
     }
   }
   values_view = v;

@@ -42,13 +42,15 @@ struct DeviceLayer {
   kernels::LayerView scores_view{};  // split mode: the score kernel's view (keys only)
   kernels::LayerView values_view{};  // split mode: the value kernel's view
   kernels::LayerView fold_view{};    // split mode: the fold-the-query score kernel's view
-  // GQA layers: the fold view in chunks of kReconKvHeadsPerCta KV heads, for the fold kernel when
-  // it reconstructs keys (the backend swaps it in; has_wide_recon_view says it exists). Model
-  // chunks of 8 query heads leave it 1 or 2 KV heads at q_per_kv 8 or 4, too little work per tile
-  // for its CS table, staging and barriers. Quantized keys get their own head infos (key tile
-  // columns of the wide chunk's decoded tile).
-  kernels::LayerView wide_recon_view{};
-  bool has_wide_recon_view = false;
+  // The fold view in chunks of kReconKvHeadsPerCta (4) KV heads (has_wide_fold_view says it
+  // exists; the backend swaps it in). GQA layers, when the fold reconstructs keys: model chunks of
+  // 8 query heads leave it 1 or 2 KV heads at q_per_kv 8 or 4, too little work per tile for its CS
+  // table, staging and barriers. MHA layers with quantized keys, on the narrow wgmma instances
+  // (kernels::fold_narrow): 4 heads' AB and decoded tile leave room for two staging buffers at two
+  // CTAs per SM. Quantized keys get their own head infos (key tile columns of the chunk's decoded
+  // tile).
+  kernels::LayerView wide_fold_view{};
+  bool has_wide_fold_view = false;
   DeviceBuffer rows;                 // [n_pages][page_tokens][row_bytes]
   // The fold's tensor maps (kernels::LayerView::key_row_maps), when the layer allows them (empty
   // otherwise); the backend decides whether fold_view uses them.
@@ -56,7 +58,7 @@ struct DeviceLayer {
   DeviceBuffer blocks, channel_block, key_columns, head_keys, head_values, chunks, chunk_slot_base;
   DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_items, score_part_bytes,
       value_block_bytes, score_chunk_info, score_key_columns, score_head_keys, key_row_offset,
-      key_channel, wide_recon_part_bytes, wide_recon_head_keys;
+      key_channel, wide_fold_part_bytes, wide_fold_head_keys;
   // Split mode (score kernel + value kernel): chosen by the backend for layers with several head
   // chunks, where the fused kernel would decode the value latents once per chunk.
   bool use_split = false;

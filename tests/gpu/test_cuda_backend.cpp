@@ -683,7 +683,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
 // GQA layers with fp16 keys reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
-// DeviceLayer::wide_recon_view) instead of the model's chunks of 8 query heads: 8, 4 and 3
+// DeviceLayer::wide_fold_view) instead of the model's chunks of 8 query heads: 8, 4 and 3
 // queries per KV head, a last chunk of fewer KV heads, heads of unequal and odd ranks (latents at
 // 2-byte offsets), head_dim 64 and 128, pages that tiles cross.
 
