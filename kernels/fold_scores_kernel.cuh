@@ -430,23 +430,34 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   }
   // Quantized keys: the decode units of a tile, listed once (per tile, each warp then takes units
   // warp, warp + 8, ... straight from the list instead of walking every KV head's key info through
-  // global loads). Unit = (KV head with its own key group, 8-channel group, 32-token half), in the
-  // order the decode loop used to enumerate them: x = plan slot | token half << 16, y = its lk
-  // column, z = first channel, w = the group's end channel. A joint key group shared by several KV
-  // heads is decoded once.
+  // global loads). Unit = (KV head with its own key group, 8-channel group, 32-token half): x =
+  // plan slot | token half << 16, y = its lk column, z = first channel, w = the group's end
+  // channel. A joint key group shared by several KV heads is decoded once. Listed group by group
+  // (the heads' first groups, then their second ones, ...), so that the warps share each group
+  // index: a head's first group, where a 4-bit outlier block meets a 3-bit inlier one, decodes
+  // two segments. Listed head by head, warps 0 and 1 took every first group and kept the others
+  // waiting at the barrier after the decode (16% of the narrow 4/3-bit fold's stall samples,
+  // bench/RESULTS.md, eleventh session).
   int4* units = reinterpret_cast<int4*>(smem + L.units);
   int n_units = 0;
   if (decode) {
-    int prev_col = -1;
+    int max_groups = 0;
     for (int gl = 0; gl < ngc; ++gl) {
-      const HeadKeyInfo hk = layer.head_keys[g0 + gl];
-      if (hk.x == prev_col) continue;
-      prev_col = hk.x;
-      const int kch = layer.key_channel[g0 + gl];
-      for (int u = 0; 8 * u < hk.y; ++u) {
-        for (int th = 0; th < TT / 32; ++th, ++n_units) {
+      const int g8s = (layer.head_keys[g0 + gl].y + 7) / 8;
+      max_groups = g8s > max_groups ? g8s : max_groups;
+    }
+    for (int u = 0; u < max_groups; ++u) {
+      for (int th = 0; th < TT / 32; ++th) {
+        int prev_col = -1;
+        for (int gl = 0; gl < ngc; ++gl) {
+          const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+          if (hk.x == prev_col) continue;
+          prev_col = hk.x;
+          if (8 * u >= hk.y) continue;
+          const int kch = layer.key_channel[g0 + gl];
           if (tid == 0)
             units[n_units] = make_int4((gl * gpr + u) | th << 16, hk.x + 8 * u, kch + 8 * u, kch + hk.y);
+          ++n_units;
         }
       }
     }
