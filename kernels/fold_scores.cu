@@ -85,7 +85,7 @@ cudaError_t configure_fold_kernels(int bytes) {
 }
 
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
-  // (The maps are encoded for the MHA fold's chunks, not for the wide recon chunks.)
+  // (The maps are encoded for the model's chunks of fp16 keys, not for the wide recon chunks.)
   return fold_layer.recon_keys == 0 && fold_uses_wgmma(fold_layer, model);
 }
 

@@ -221,8 +221,9 @@ bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& mode
 // Whether an MHA layer's view in chunks of 4 heads (DeviceLayer::wide_fold_view) runs the narrow
 // wgmma instances: the backend then folds with it instead of the model's chunks of 8 heads.
 bool fold_runs_narrow(const LayerView& wide_fold_layer, const ModelView& model);
-// Split mode with the fold score kernel: scores per 8-head chunk, then the value kernel and the
-// combine as in launch_split_attention.
+// Split mode with the fold score kernel: scores per chunk of the fold view (8 query heads, or 4
+// KV heads: DeviceLayer::wide_fold_view), then the value kernel and the combine as in
+// launch_split_attention.
 cudaError_t launch_fold_split_attention(const LayerView& fold_layer, const LayerView& layer,
                                         const ModelView& model, const AttendBatch& batch,
                                         const void* q, int q_dtype, void* out, int out_dtype,

@@ -682,17 +682,21 @@ INSTANTIATE_TEST_SUITE_P(
                       WgmmaFoldCase{16, 64, 4, 4, 16}));
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
-// GQA layers with fp16 keys reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
-// DeviceLayer::wide_fold_view) instead of the model's chunks of 8 query heads: 8, 4 and 3
+// GQA layers reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
+// DeviceLayer::wide_fold_view) instead of the model's chunks of 8 query heads: 8, 4, 3 and 2
 // queries per KV head, a last chunk of fewer KV heads, heads of unequal and odd ranks (latents at
-// 2-byte offsets), head_dim 64 and 128, pages that tiles cross.
+// 2-byte offsets), head_dim 64 and 128, pages that tiles cross; fp16 latents, and quantized ones
+// (3/4 and 4/4 bits, padded ranks 16 to 64) reconstructed from the decoded tile (on Hopper: the
+// recon wgmma instances with quantized keys; with STARKV_NO_WIDE_RECON=1 in the model's chunks of
+// 2, 2, 1 and 4 KV heads, so warpgroups with one head, none or two).
 
 struct WideReconCase {
   int32_t H, G, D, top_rank, page_tokens;
+  int32_t inlier = 16, outlier = 16;
 };
 void PrintTo(const WideReconCase& c, std::ostream* os) {
-  *os << "H=" << c.H << " G=" << c.G << " D=" << c.D << ", key ranks up to " << c.top_rank
-      << ", page " << c.page_tokens;
+  *os << "H=" << c.H << " G=" << c.G << " D=" << c.D << ", key ranks up to " << c.top_rank << ", "
+      << c.inlier << "/" << c.outlier << " bits, page " << c.page_tokens;
 }
 
 class CudaWideRecon : public ::testing::TestWithParam<WideReconCase> {};
@@ -700,58 +704,30 @@ class CudaWideRecon : public ::testing::TestWithParam<WideReconCase> {};
 TEST_P(CudaWideRecon, MatchesCpu) {
   SKIP_WITHOUT_GPU();
   const WideReconCase c = GetParam();
+  const bool quantized = c.inlier != 16;
   ProfileSpec spec;
   spec.H = c.H;
   spec.G = c.G;
   spec.D = c.D;
   spec.key_ranks = stepped_key_ranks(c.G, c.top_rank);
   spec.value_ranks = {200};
+  spec.inlier_bits = c.inlier;
+  spec.outlier_bits = c.outlier;
   spec.n_layers = 1;
-  expect_three_sequences_match_cpu(spec, 61u + static_cast<uint32_t>(c.H + c.G + c.top_rank),
-                                   c.page_tokens, 43u, 1e-3);
+  expect_three_sequences_match_cpu(
+      spec, (quantized ? 71u : 61u) + static_cast<uint32_t>(c.H + c.G + c.top_rank), c.page_tokens,
+      quantized ? 47u : 43u, quantized ? 2e-3 : 1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaWideRecon,
                          ::testing::Values(WideReconCase{48, 6, 128, 29, 64},
                                            WideReconCase{24, 6, 128, 26, 16},
                                            WideReconCase{18, 6, 64, 21, 64},
-                                           WideReconCase{32, 8, 128, 45, 64}));
-
-// GQA layers with quantized keys reconstruct them from the decoded tile in the model's chunks of
-// 8 query heads (on Hopper: the recon wgmma instances with quantized keys): 4, 3, 8 and 2 queries
-// per KV head (2, 2, 1 and 4 KV heads per chunk, so warpgroups with one head, none or two),
-// padded ranks 16 to 64, 3/4- and 4/4-bit latents.
-struct QuantReconCase {
-  int32_t H, G, top_rank, inlier, outlier, page_tokens;
-};
-void PrintTo(const QuantReconCase& c, std::ostream* os) {
-  *os << "H=" << c.H << " G=" << c.G << ", key ranks up to " << c.top_rank << ", " << c.inlier
-      << "/" << c.outlier << " bits, page " << c.page_tokens;
-}
-
-class CudaQuantizedRecon : public ::testing::TestWithParam<QuantReconCase> {};
-
-TEST_P(CudaQuantizedRecon, MatchesCpu) {
-  SKIP_WITHOUT_GPU();
-  const QuantReconCase c = GetParam();
-  ProfileSpec spec;
-  spec.H = c.H;
-  spec.G = c.G;
-  spec.D = 128;
-  spec.key_ranks = stepped_key_ranks(c.G, c.top_rank);
-  spec.value_ranks = {200};
-  spec.inlier_bits = c.inlier;
-  spec.outlier_bits = c.outlier;
-  spec.n_layers = 1;
-  expect_three_sequences_match_cpu(spec, 71u + static_cast<uint32_t>(c.H + c.G + c.top_rank),
-                                   c.page_tokens, 47u, 2e-3);
-}
-
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaQuantizedRecon,
-                         ::testing::Values(QuantReconCase{32, 8, 29, 3, 4, 64},
-                                           QuantReconCase{24, 8, 45, 3, 4, 16},
-                                           QuantReconCase{16, 2, 64, 4, 4, 64},
-                                           QuantReconCase{32, 16, 13, 3, 4, 128}));
+                                           WideReconCase{32, 8, 128, 45, 64},
+                                           WideReconCase{32, 8, 128, 29, 64, 3, 4},
+                                           WideReconCase{24, 8, 128, 45, 16, 3, 4},
+                                           WideReconCase{16, 2, 128, 64, 64, 4, 4},
+                                           WideReconCase{32, 16, 128, 13, 128, 3, 4}));
 
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
