@@ -22,10 +22,10 @@
 //   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
 //   RoPE applied to the accumulators, and the group's queries score them with one more MMA (see
-//   the recon block of the tile loop); staging, CS table and softmax are the same. With fp16 keys
-//   its chunks hold 4 KV heads (DeviceLayer::wide_fold_view: up to 32 query heads; warp w then
-//   runs the softmax of heads w, w + 8, ...), with quantized keys the model's chunks of 8 query
-//   heads. CS table: each thread's segment starts from an angle exact at the item's start, advanced
+//   the recon block of the tile loop); staging, CS table and softmax are the same. Its chunks
+//   hold 4 KV heads (DeviceLayer::wide_fold_view: up to 32 query heads; warp w then runs the
+//   softmax of heads w, w + 8, ...), or the model's chunks of 8 query heads with
+//   STARKV_NO_WIDE_RECON=1. CS table: each thread's segment starts from an angle exact at the item's start, advanced
 //   by a TT-token rotation per tile; within the segment each token rotates the previous one by one
 //   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
 //   deeper ring was measured slower, bench/RESULTS.md). The wgmma instances stage a tile by one
@@ -291,8 +291,8 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     __half* qs = ab + recon_ut_halves(D, rkp_max);
     // kWgmma: UT[gl] in no-swizzle core matrices instead (8 dims x 8 ranks, 128 contiguous bytes;
     // NR / 8 of them along the ranks per group of 8 dims): the B operand of K = L Ut's wgmmas.
-    // Every KV-head slot of the CTA is written (zeros past the chunk's heads), since each warpgroup
-    // always runs the same number of heads (see the recon wgmma block).
+    // Every KV-head slot of the CTA is written (zeros past the chunk's heads): a warpgroup runs its
+    // first head even past the chunk, on zeros (see the recon wgmma block).
     const int n_heads_ut = kWgmma ? kReconKvHeads : ngc;
     const int n_items = n_heads_ut * D * g8;  // (KV head, dim, 8-rank group)
     for (int i0 = tid; i0 < n_items; i0 += kBatch * kThreads) {
@@ -588,16 +588,15 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
 
     if constexpr (kRecon && kWgmma) {
       // Keys reconstructed on warpgroup MMAs (head_dim 128): warpgroup wg takes KV heads wg,
-      // wg + 2 of the chunk over the whole 64-token tile (the second only where the chunk has it:
-      // quantized keys run the model's chunks, 8 query heads = 2 KV heads for Llama-3-like layers;
-      // the condition is warpgroup-uniform and encloses each wgmma with its wait); warp w4 of it
+      // wg + 2 of the chunk over the whole 64-token tile (the second only where the chunk has it,
+      // e.g. the model's chunks of 2 KV heads under STARKV_NO_WIDE_RECON=1; the condition is
+      // warpgroup-uniform and encloses each wgmma with its wait); warp w4 of it
       // holds tokens 16 w4 .. + 15. Per head and half of the dims: K (64 tokens x 64 dims) = L Ut
       // as NR / 16 wgmma.m64n64k16 steps, A = the latents from registers (fp16 keys: the staged
       // row; quantized: the decoded tile; loaded once per head, zero past its padded rank), B =
-      // Ut's core matrices; RoPE
-      // on the accumulators (thread: dims 8j + 2tq, + 1 = one rotary pair, tokens grp, grp + 8, as
-      // the mma.sync path's n-tiles), then S += K Q^T on mma.sync from the accumulators packed to
-      // fp16, B = the group's queries.
+      // Ut's core matrices; RoPE on the accumulators (thread: dims 8j + 2tq, + 1 = one rotary
+      // pair, tokens grp, grp + 8, as the mma.sync path's n-tiles), then S += K Q^T on mma.sync
+      // from the accumulators packed to fp16, B = the group's queries.
       constexpr int KS = NR / 16;
       constexpr int kWgKv = kReconKvHeads / 2;
       const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
