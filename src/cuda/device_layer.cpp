@@ -450,6 +450,37 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   auto odd_units = [](int32_t bytes) { return (bytes / 16) % 2 == 0 ? 16 : 0; };
   // The score kernel's chunks hold up to 32 query heads (its softmax is not tied to the n8 of a
   // value MMA): key tile columns, per-head column offsets and staged byte ranges per chunk.
+  // The decoded key tile of a chunk of KV heads [g_begin, g_end) (the score kernel's chunks and the
+  // quantized wide fold's): each key group gets its own 16-aligned run of columns, shared by the
+  // heads of the group. Sets heads[g].x to head g's first column and, when columns_of_channel is
+  // given, maps each of the group's latent channels to its column.
+  struct ChunkKeyTile {
+    int32_t kc0, kc1, columns;  // the chunk's key channels [kc0, kc1); its tile's column count
+  };
+  auto chunk_key_tile = [&](int32_t g_begin, int32_t g_end,
+                            std::vector<kernels::HeadKeyInfo>& heads,
+                            std::vector<int32_t>* columns_of_channel) {
+    ChunkKeyTile t{INT32_MAX, 0, 0};
+    int32_t last_col = 0;
+    const FactorGroup* last = nullptr;
+    for (int32_t g = g_begin; g < g_end; ++g) {
+      int32_t koff = 0;
+      const FactorGroup& kg = group_of_head(lp.keys, g, D, &koff);
+      if (&kg != last) {
+        last_col = t.columns;
+        t.columns += round_up(kg.rank, 16);
+        if (columns_of_channel != nullptr) {
+          for (int32_t r = 0; r < kg.rank; ++r)
+            (*columns_of_channel)[static_cast<size_t>(koff + r)] = last_col + r;
+        }
+        last = &kg;
+      }
+      heads[static_cast<size_t>(g)].x = last_col;
+      t.kc0 = std::min(t.kc0, koff);
+      t.kc1 = std::max(t.kc1, koff + kg.rank);
+    }
+    return t;
+  };
   const int32_t gcs = model.score_kv_heads_per_chunk, n_score_chunks = model.n_score_chunks;
   std::vector<kernels::ChunkInfo> score_chunks(static_cast<size_t>(n_score_chunks));
   std::vector<kernels::ChunkInfo> key_parts(static_cast<size_t>(n_score_chunks));
@@ -457,29 +488,14 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
   std::vector<kernels::HeadKeyInfo> score_heads = head_keys;
   int32_t raw_keys_only = 0, score_stride = 0;
   for (int32_t c = 0; c < n_score_chunks; ++c) {
-    const int32_t g_begin = c * gcs, g_end = std::min(G, g_begin + gcs);
-    int32_t kc0 = INT32_MAX, kc1 = 0, columns = 0, last_col = 0;
-    const FactorGroup* last = nullptr;
-    for (int32_t g = g_begin; g < g_end; ++g) {
-      int32_t koff = 0;
-      const FactorGroup& kg = group_of_head(lp.keys, g, D, &koff);
-      if (&kg != last) {
-        last_col = columns;
-        columns += round_up(kg.rank, 16);
-        for (int32_t r = 0; r < kg.rank; ++r)
-          score_columns[static_cast<size_t>(koff + r)] = last_col + r;
-        last = &kg;
-      }
-      score_heads[static_cast<size_t>(g)].x = last_col;
-      kc0 = std::min(kc0, koff);
-      kc1 = std::max(kc1, koff + kg.rank);
-    }
-    score_chunks[static_cast<size_t>(c)] = kernels::ChunkInfo{kc0, kc1 - kc0, 0, 0};
+    const ChunkKeyTile t =
+        chunk_key_tile(c * gcs, std::min(G, (c + 1) * gcs), score_heads, &score_columns);
+    score_chunks[static_cast<size_t>(c)] = kernels::ChunkInfo{t.kc0, t.kc1 - t.kc0, 0, 0};
     int32_t k0, k1;
-    byte_span(kc0, kc1 - kc0, &k0, &k1);
+    byte_span(t.kc0, t.kc1 - t.kc0, &k0, &k1);
     key_parts[static_cast<size_t>(c)] = kernels::ChunkInfo{k0, k1, 0, 0};
     raw_keys_only = std::max(raw_keys_only, k1 - k0);
-    score_stride = std::max(score_stride, columns);
+    score_stride = std::max(score_stride, t.columns);
   }
   score_part_bytes = upload(key_parts, stream);
   score_chunk_info = upload(score_chunks, stream);
@@ -609,25 +625,13 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
       std::vector<kernels::HeadKeyInfo> wide_heads = head_keys;
       int32_t wide_keys = 0, wide_columns = 0;
       for (int32_t c = 0; c < n_wide; ++c) {
-        int32_t kc0 = INT32_MAX, kc1 = 0, columns = 0, last_col = 0;
-        const FactorGroup* last = nullptr;
-        for (int32_t g = c * wgc; g < std::min(G, (c + 1) * wgc); ++g) {
-          int32_t koff = 0;
-          const FactorGroup& kg = group_of_head(lp.keys, g, D, &koff);
-          if (&kg != last) {
-            last_col = columns;
-            columns += round_up(kg.rank, 16);
-            last = &kg;
-          }
-          wide_heads[static_cast<size_t>(g)].x = last_col;
-          kc0 = std::min(kc0, koff);
-          kc1 = std::max(kc1, koff + kg.rank);
-        }
+        const ChunkKeyTile t =
+            chunk_key_tile(c * wgc, std::min(G, (c + 1) * wgc), wide_heads, nullptr);
         int32_t k0, k1;
-        byte_span(kc0, kc1 - kc0, &k0, &k1);
+        byte_span(t.kc0, t.kc1 - t.kc0, &k0, &k1);
         wide[static_cast<size_t>(c)] = kernels::ChunkInfo{k0, k1, 0, 0};
         wide_keys = std::max(wide_keys, k1 - k0);
-        wide_columns = std::max(wide_columns, columns);
+        wide_columns = std::max(wide_columns, t.columns);
       }
       wide_fold_part_bytes = upload(wide, stream);
       wide_fold_head_keys = upload(wide_heads, stream);
