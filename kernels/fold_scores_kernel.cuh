@@ -115,9 +115,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + (overlay ? 0 : lk_bytes));
   f.plans = o;  // quantized keys: GroupPlan per (KV head of the chunk, 8-channel group)
   o = align16(o + (decode ? sizeof(GroupPlan) * kHeads * static_cast<size_t>(max_rkp / 8) : 0));
-  f.units = o;  // quantized keys: the decode units (see the kernel), up to one per plan and half
-  o = align16(o + (decode ? sizeof(int4) * kHeads * static_cast<size_t>(max_rkp / 8) * (tokens / 32)
-                          : 0));
+  f.units = o;  // quantized keys: the decode units (see the kernel), one per KV head and half
+  o = align16(o + (decode ? sizeof(int4) * kHeads * static_cast<size_t>(tokens / 32) : 0));
   f.heads = o;  // per query head of the chunk: latent offset, padded rank, alignment
   o = align16(o + sizeof(int4) * fold_max_heads(recon));
   f.bars = o;  // tensor staging (wgmma): one mbarrier per key-row buffer
@@ -428,37 +427,27 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
     }
   }
-  // Quantized keys: the decode units of a tile, listed once (per tile, each warp then takes units
-  // warp, warp + 8, ... straight from the list instead of walking every KV head's key info through
-  // global loads). Unit = (KV head with its own key group, 8-channel group, 32-token half): x =
-  // plan slot | token half << 16, y = its lk column, z = first channel, w = the group's end
-  // channel. A joint key group shared by several KV heads is decoded once. Listed group by group
-  // (the heads' first groups, then their second ones, ...), so that the warps share each group
-  // index: a head's first group, where a 4-bit outlier block meets a 3-bit inlier one, decodes
-  // two segments. Listed head by head, warps 0 and 1 took every first group and kept the others
-  // waiting at the barrier after the decode (16% of the narrow 4/3-bit fold's stall samples,
-  // bench/RESULTS.md, eleventh session).
+  // Quantized keys: the decode units of a tile, listed once (each warp then takes units warp,
+  // warp + 8, ... straight from the list instead of walking every KV head's key info through
+  // global loads). Unit = (KV head with its own key group, 32-token half): x = its first plan
+  // slot | token half << 16, y = its first lk column, z = its first channel, w = its end channel.
+  // A lane decodes all of its token's groups of the head, adjacent whole 3- or 4-bit groups in
+  // pairs (decode_planned_pair). A joint key group shared by several KV heads is decoded once.
+  // (One unit per group, listed group by group, spent a third of the decode's instructions on
+  // fetching units and plans and dispatching each group: bench/RESULTS.md, twelfth session.)
   int4* units = reinterpret_cast<int4*>(smem + L.units);
   int n_units = 0;
   if (decode) {
-    int max_groups = 0;
-    for (int gl = 0; gl < ngc; ++gl) {
-      const int g8s = (layer.head_keys[g0 + gl].y + 7) / 8;
-      max_groups = g8s > max_groups ? g8s : max_groups;
-    }
-    for (int u = 0; u < max_groups; ++u) {
-      for (int th = 0; th < TT / 32; ++th) {
-        int prev_col = -1;
-        for (int gl = 0; gl < ngc; ++gl) {
-          const HeadKeyInfo hk = layer.head_keys[g0 + gl];
-          if (hk.x == prev_col) continue;
-          prev_col = hk.x;
-          if (8 * u >= hk.y) continue;
-          const int kch = layer.key_channel[g0 + gl];
-          if (tid == 0)
-            units[n_units] = make_int4((gl * gpr + u) | th << 16, hk.x + 8 * u, kch + 8 * u, kch + hk.y);
-          ++n_units;
-        }
+    for (int th = 0; th < TT / 32; ++th) {
+      int prev_col = -1;
+      for (int gl = 0; gl < ngc; ++gl) {
+        const HeadKeyInfo hk = layer.head_keys[g0 + gl];
+        if (hk.x == prev_col) continue;
+        prev_col = hk.x;
+        if (hk.y <= 0) continue;
+        const int kch = layer.key_channel[g0 + gl];
+        if (tid == 0) units[n_units] = make_int4(gl * gpr | th << 16, hk.x, kch, kch + hk.y);
+        ++n_units;
       }
     }
   }
@@ -579,9 +568,24 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       for (int i = warp; i < n_units; i += kWarps) {
         const int4 un = units[i];
         const int t = 32 * (un.x >> 16) + lane;
-        const uint4 z8 = decode_planned_group(layer, plans[un.x & 0xffff], rbuf + t * rstride,
-                                              -pb.x, scale_shift, un.z, un.w, t < n_valid);
-        *reinterpret_cast<uint4*>(lk + t * ks + un.y) = z8;
+        const uint8_t* r = rbuf + t * rstride;
+        const bool valid = t < n_valid;
+        const GroupPlan* gp = plans + (un.x & 0xffff);
+        __half* dst = lk + t * ks + un.y;
+        const int n_groups = (un.w - un.z + 7) / 8;
+        for (int u = 0; u < n_groups;) {
+          if (u + 1 < n_groups && decode_pair_is_fast(gp[u], gp[u + 1])) {
+            uint4 z0, z1;
+            decode_fast_pair_of(gp[u], gp[u + 1], r, valid, z0, z1);
+            *reinterpret_cast<uint4*>(dst + 8 * u) = z0;
+            *reinterpret_cast<uint4*>(dst + 8 * u + 8) = z1;
+            u += 2;
+          } else {
+            *reinterpret_cast<uint4*>(dst + 8 * u) = decode_planned_group(
+                layer, gp[u], r, -pb.x, scale_shift, un.z + 8 * u, un.w, valid);
+            u += 1;
+          }
+        }
       }
       __syncthreads();
     }

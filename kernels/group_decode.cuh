@@ -238,6 +238,32 @@ __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t
   return k0 == 0 && k1 == 8 ? z : keep_halves(z, k0, k1);
 }
 
+// A planned group at an outlier/inlier boundary: halves [0, ka) from its 4-bit segment g.a,
+// [ka, n) from its kSb-bit segment g.b, the rest +0 -- as decode_fast_segment for both segments
+// ORed, with the segments' windows and dequant8 unclipped and merged under one mask per word.
+template <int kSbB>
+__device__ __forceinline__ uint4 decode_boundary(const GroupPlan& g, const uint8_t* r) {
+  const int ka = (g.a.y >> 8) & 255, n = (g.b.y >> 8) & 255;  // g.b's halves: [ka, n)
+  uint32_t lo, hi;
+  load_code_window(r, g.a.x, 4, lo, hi);
+  const uint4 z0 = dequant8_sb4<4>(lo, static_cast<uint32_t>(ld_u16(r + g.a.z)) * 0x10001u);
+  load_code_window(r, g.b.x, kSbB, lo, hi);
+  lo <<= ka * kSbB;  // code 0 of g.b's window belongs in half ka
+  const uint32_t s1 = static_cast<uint32_t>(ld_u16(r + g.b.z)) * 0x10001u;
+  uint4 z1;
+  if constexpr (kSbB == 4) {
+    z1 = dequant8_sb4<4>(lo, s1);
+  } else {
+    z1 = dequant8_sb23<kSbB>(lo, s1);
+  }
+  auto merge = [&](uint32_t a, uint32_t b, int i) {
+    const uint32_t m = halves_below(ka, i);
+    return (a & m) | (b & ~m & halves_below(n, i));
+  };
+  return make_uint4(merge(z0.x, z1.x, 0), merge(z0.y, z1.y, 1), merge(z0.z, z1.z, 2),
+                    merge(z0.w, z1.w, 3));
+}
+
 // decode_value_group's result for a planned group (same bits: the same windows and dequant8).
 // The fast kinds decode whatever row r holds (r is always inside the staged tile) and then keep
 // the result only for a valid token, so that the warp does not diverge on `valid`: the mask gives
@@ -254,10 +280,7 @@ __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, co
   } else if (kind == kPlanSb4) {
     z = decode_fast_segment<4, 4>(g.a, r);
   } else if (kind == kPlanSb4Sb3 || kind == kPlanSb4Sb4) {
-    const uint4 z0 = decode_fast_segment<4, 4>(g.a, r);
-    const uint4 z1 = kind == kPlanSb4Sb3 ? decode_fast_segment<3, 3>(g.b, r)
-                                         : decode_fast_segment<4, 4>(g.b, r);
-    z = make_uint4(z0.x | z1.x, z0.y | z1.y, z0.z | z1.z, z0.w | z1.w);
+    z = kind == kPlanSb4Sb3 ? decode_boundary<3>(g, r) : decode_boundary<4>(g, r);
   } else if (kind == kPlanNibble3) {
     z = decode_fast_segment<4, 3>(g.a, r);
   } else {
@@ -270,6 +293,66 @@ __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, co
   }
   const uint32_t keep = valid ? 0xffffffffu : 0u;
   return make_uint4(z.x & keep, z.y & keep, z.z & keep, z.w & keep);
+}
+
+// Two adjacent planned groups (channels [c_first, c_first + 16)) of one token: g0 and g1 as
+// decode_planned_group decodes them, same bits. When both are whole groups of one layout in one
+// block (the bulk of a 4/3- or 4/4-bit layer: g1's window starts 8 sb bits after g0's), their
+// codes come from one window of at most three words and the two decodes are independent
+// instructions the scheduler can interleave; otherwise each group goes its own way.
+template <int kSb, int kBits>
+__device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const GroupPlan& g1,
+                                                 const uint8_t* r, bool valid, uint4& z0,
+                                                 uint4& z1) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(r) + (g0.a.x >> 5);
+  const int sh = g0.a.x & 31;
+  const uint32_t w0 = w[0], w1 = w[1];
+  const uint32_t w2 = sh + 16 * kSb > 64 ? w[2] : 0u;
+  const uint32_t lo = __funnelshift_r(w0, w1, sh), hi = __funnelshift_r(w1, w2, sh);
+  const uint32_t s0 = static_cast<uint32_t>(ld_u16(r + g0.a.z)) * 0x10001u;
+  const uint32_t s1 = static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u;
+  uint4 a, b;
+  if constexpr (kSb == 4) {
+    a = dequant8_sb4<kBits>(lo, s0);
+    b = dequant8_sb4<kBits>(hi, s1);
+  } else {
+    a = dequant8_sb23<kSb>(lo, s0);
+    b = dequant8_sb23<kSb>(__funnelshift_r(lo, hi, 8 * kSb), s1);
+  }
+  const uint32_t keep = valid ? 0xffffffffu : 0u;  // as decode_planned_group: +0 if invalid
+  z0 = make_uint4(a.x & keep, a.y & keep, a.z & keep, a.w & keep);
+  z1 = make_uint4(b.x & keep, b.y & keep, b.z & keep, b.w & keep);
+}
+
+// Whether two adjacent planned groups decode through decode_fast_pair: both whole (k0 = 0,
+// k1 = 8: the OR of their k fields is 8 << 8 only then) 3-bit or 4-bit groups of one block.
+__device__ __forceinline__ bool decode_pair_is_fast(const GroupPlan& g0, const GroupPlan& g1) {
+  const int kind = g0.a.w;
+  if (((g0.a.y | g1.a.y) & 0xffff) != (8 << 8) || g1.a.w != kind) return false;
+  return (kind == kPlanSb3 && g1.a.x == g0.a.x + 24) || (kind == kPlanSb4 && g1.a.x == g0.a.x + 32);
+}
+
+// decode_fast_pair for a pair that decode_pair_is_fast accepts.
+__device__ __forceinline__ void decode_fast_pair_of(const GroupPlan& g0, const GroupPlan& g1,
+                                                    const uint8_t* r, bool valid, uint4& z0,
+                                                    uint4& z1) {
+  if (g0.a.w == kPlanSb3) {
+    decode_fast_pair<3, 3>(g0, g1, r, valid, z0, z1);
+  } else {
+    decode_fast_pair<4, 4>(g0, g1, r, valid, z0, z1);
+  }
+}
+
+__device__ __forceinline__ void decode_planned_pair(const LayerView& layer, const GroupPlan& g0,
+                                                    const GroupPlan& g1, const uint8_t* r,
+                                                    int shift, int scale_shift, int c_first,
+                                                    int c_end, bool valid, uint4& z0, uint4& z1) {
+  if (decode_pair_is_fast(g0, g1)) {
+    decode_fast_pair_of(g0, g1, r, valid, z0, z1);
+  } else {
+    z0 = decode_planned_group(layer, g0, r, shift, scale_shift, c_first, c_end, valid);
+    z1 = decode_planned_group(layer, g1, r, shift, scale_shift, c_first + 8, c_end, valid);
+  }
 }
 
 }  // namespace kernels

@@ -158,13 +158,27 @@ __global__ void __launch_bounds__(kThreads, 2)
     const __half* pk = reinterpret_cast<const __half*>(base + raw_sz);
     const float* tmax = reinterpret_cast<const float*>(base + raw_sz + prob_sz);
     if (!direct) {
+      // Each warp decodes the channels of its own m-tiles (the groups 2 (warp + 8 j) and the next,
+      // the columns its ldmatrix reads below), so a warp barrier orders the decode before them.
       const uint8_t* r = rbuf + lane * rstride;
-      for (int u = warp; u < (ccount + 7) / 8; u += kWarps) {
-        const uint4 z8 = decode_planned_group(layer, plans[u], r, shift, scale_shift,
-                                              layer.key_width + c0 + 8 * u, c_end, lane < n_valid);
-        *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z8;
+      const bool valid = lane < n_valid;
+#pragma unroll
+      for (int j = 0; j < kValueMTiles; ++j) {
+        const int u = 2 * (warp + kWarps * j);
+        if (8 * u >= ccount) break;
+        const int cf = layer.key_width + c0 + 8 * u;
+        uint4 z0, z1;
+        if (8 * u + 8 < ccount) {
+          decode_planned_pair(layer, plans[u], plans[u + 1], r, shift, scale_shift, cf, c_end,
+                              valid, z0, z1);
+        } else {
+          z0 = decode_planned_group(layer, plans[u], r, shift, scale_shift, cf, c_end, valid);
+          z1 = make_uint4(0u, 0u, 0u, 0u);  // (past the block's channels: Z stays zero there)
+        }
+        *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z0;
+        *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u + 8) = z1;
       }
-      __syncthreads();
+      __syncwarp();
     }
     if (16 * warp < ccount) {
       const int m = lane >> 3;
