@@ -426,6 +426,16 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       const int kch = layer.key_channel[g0 + gl];
       if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
     }
+    // The pairs a lane decodes together (see the decode loop), chosen once per CTA: from each KV
+    // head's first group on, a group that pairs with the next is marked and the next skipped.
+    __syncthreads();
+    for (int gl = tid; gl < ngc; gl += kThreads) {
+      const int n_groups = (layer.head_keys[g0 + gl].y + 7) / 8;
+      GroupPlan* gp = plans + gl * gpr;
+      for (int u = 0; u + 1 < n_groups; ++u) {
+        if (decode_pair_is_fast(gp[u], gp[u + 1])) gp[u++].b.w = kPlanPairsWithNext;
+      }
+    }
   }
   // Quantized keys: the decode units of a tile, listed once (each warp then takes units warp,
   // warp + 8, ... straight from the list instead of walking every KV head's key info through
@@ -574,7 +584,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
         __half* dst = lk + t * ks + un.y;
         const int n_groups = (un.w - un.z + 7) / 8;
         for (int u = 0; u < n_groups;) {
-          if (u + 1 < n_groups && decode_pair_is_fast(gp[u], gp[u + 1])) {
+          if (gp[u].b.w == kPlanPairsWithNext) {
             uint4 z0, z1;
             decode_fast_pair_of(gp[u], gp[u + 1], r, valid, z0, z1);
             *reinterpret_cast<uint4*>(dst + 8 * u) = z0;

@@ -85,6 +85,9 @@ constexpr int kPlanSb4 = 3;      // one segment, storage_bits = bits = 4
 constexpr int kPlanNibble3 = 4;  // one segment, 3-bit codes stored in nibbles (storage_bits 4)
 constexpr int kPlanSb4Sb3 = 5;   // a 4-bit segment, then a 3-bit one (an outlier/inlier boundary)
 constexpr int kPlanSb4Sb4 = 6;   // two 4-bit segments (the boundary of a 4/4-bit layer)
+// b.w of a one-segment (kPlanSb3, kPlanSb4) plan, which has no second segment: the group is
+// decoded together with the next one (decode_fast_pair_of; the fold marks such pairs once).
+constexpr int kPlanPairsWithNext = 2;
 
 __device__ __forceinline__ int plan_kind(int sb, int bits) {
   if (sb == 3 && bits == 3) return kPlanSb3;
@@ -219,15 +222,15 @@ __device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, u
   out.w |= m.w;
 }
 
-// decode_segment for a segment in layout (kSb <= 4, kBits) known at compile time: the same window,
-// shift and dequant8 branch, so the same bits; only the halves [k0, k1) of the result are kept.
+// decode_segment for a one-segment group (k0 = 0: plan_group gives a fast kind only to a group
+// that is one segment from its first half on) in layout (kSb <= 4, kBits) known at compile time:
+// the same window and dequant8 branch, so the same bits; only the halves [0, k1) are kept.
 template <int kSb, int kBits>
 __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t* r) {
   static_assert(kSb <= 4, "a window of 8 codes fits one 32-bit word");
-  const int k0 = v.y & 255, k1 = (v.y >> 8) & 255;
+  const int k1 = (v.y >> 8) & 255;
   uint32_t lo, hi;
   load_code_window(r, v.x, kSb, lo, hi);
-  lo <<= k0 * kSb;  // code 0 of the window belongs in half k0 (k0 * kSb <= 28)
   const uint32_t s2 = static_cast<uint32_t>(ld_u16(r + v.z)) * 0x10001u;
   uint4 z;
   if constexpr (kSb == 4) {
@@ -235,7 +238,9 @@ __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t
   } else {
     z = dequant8_sb23<kSb>(lo, s2);
   }
-  return k0 == 0 && k1 == 8 ? z : keep_halves(z, k0, k1);
+  if (k1 == 8) return z;
+  return make_uint4(z.x & halves_below(k1, 0), z.y & halves_below(k1, 1), z.z & halves_below(k1, 2),
+                    z.w & halves_below(k1, 3));
 }
 
 // A planned group at an outlier/inlier boundary: halves [0, ka) from its 4-bit segment g.a,
@@ -309,8 +314,9 @@ __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const Grou
   const uint32_t w0 = w[0], w1 = w[1];
   const uint32_t w2 = sh + 16 * kSb > 64 ? w[2] : 0u;
   const uint32_t lo = __funnelshift_r(w0, w1, sh), hi = __funnelshift_r(w1, w2, sh);
+  // (The two groups' scale is usually one block's: loaded once then.)
   const uint32_t s0 = static_cast<uint32_t>(ld_u16(r + g0.a.z)) * 0x10001u;
-  const uint32_t s1 = static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u;
+  const uint32_t s1 = g1.a.z == g0.a.z ? s0 : static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u;
   uint4 a, b;
   if constexpr (kSb == 4) {
     a = dequant8_sb4<kBits>(lo, s0);
