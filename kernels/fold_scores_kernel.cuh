@@ -442,7 +442,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   // global loads). Unit = (KV head with its own key group, 32-token half): x = its first plan
   // slot | token half << 16, y = its first lk column, z = its first channel, w = its end channel.
   // A lane decodes all of its token's groups of the head, adjacent whole 3- or 4-bit groups in
-  // pairs (decode_planned_pair). A joint key group shared by several KV heads is decoded once.
+  // pairs (decode_fast_pair_of). A joint key group shared by several KV heads is decoded once.
   // (One unit per group, listed group by group, spent a third of the decode's instructions on
   // fetching units and plans and dispatching each group: bench/RESULTS.md, twelfth session.)
   int4* units = reinterpret_cast<int4*>(smem + L.units);

@@ -86,7 +86,7 @@ constexpr int kPlanNibble3 = 4;  // one segment, 3-bit codes stored in nibbles (
 constexpr int kPlanSb4Sb3 = 5;   // a 4-bit segment, then a 3-bit one (an outlier/inlier boundary)
 constexpr int kPlanSb4Sb4 = 6;   // two 4-bit segments (the boundary of a 4/4-bit layer)
 // b.w of a one-segment (kPlanSb3, kPlanSb4) plan, which has no second segment: the group is
-// decoded together with the next one (decode_fast_pair_of; the fold marks such pairs once).
+// decoded together with the next one (decode_fast_pair_of; each kernel marks its pairs once).
 constexpr int kPlanPairsWithNext = 2;
 
 __device__ __forceinline__ int plan_kind(int sb, int bits) {
@@ -300,11 +300,10 @@ __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, co
   return make_uint4(z.x & keep, z.y & keep, z.z & keep, z.w & keep);
 }
 
-// Two adjacent planned groups (channels [c_first, c_first + 16)) of one token: g0 and g1 as
-// decode_planned_group decodes them, same bits. When both are whole groups of one layout in one
-// block (the bulk of a 4/3- or 4/4-bit layer: g1's window starts 8 sb bits after g0's), their
-// codes come from one window of at most three words and the two decodes are independent
-// instructions the scheduler can interleave; otherwise each group goes its own way.
+// Two adjacent planned groups of one token, g0 and g1 (channels [c, c + 8) and [c + 8, c + 16)),
+// as decode_planned_group decodes them, same bits, for a pair that decode_pair_is_fast accepts
+// (the bulk of a 4/3- or 4/4-bit layer): their codes come from one window of at most three words,
+// and the two decodes are independent instructions the scheduler can interleave.
 template <int kSb, int kBits>
 __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const GroupPlan& g1,
                                                  const uint8_t* r, bool valid, uint4& z0,
@@ -331,7 +330,8 @@ __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const Grou
 }
 
 // Whether two adjacent planned groups decode through decode_fast_pair: both whole (k0 = 0,
-// k1 = 8: the OR of their k fields is 8 << 8 only then) 3-bit or 4-bit groups of one block.
+// k1 = 8: the OR of their k fields is 8 << 8 only then) 3-bit or 4-bit one-segment groups whose
+// codes are contiguous (g1's window starts 8 sb bits after g0's; their scales may differ).
 __device__ __forceinline__ bool decode_pair_is_fast(const GroupPlan& g0, const GroupPlan& g1) {
   const int kind = g0.a.w;
   if (((g0.a.y | g1.a.y) & 0xffff) != (8 << 8) || g1.a.w != kind) return false;
@@ -346,18 +346,6 @@ __device__ __forceinline__ void decode_fast_pair_of(const GroupPlan& g0, const G
     decode_fast_pair<3, 3>(g0, g1, r, valid, z0, z1);
   } else {
     decode_fast_pair<4, 4>(g0, g1, r, valid, z0, z1);
-  }
-}
-
-__device__ __forceinline__ void decode_planned_pair(const LayerView& layer, const GroupPlan& g0,
-                                                    const GroupPlan& g1, const uint8_t* r,
-                                                    int shift, int scale_shift, int c_first,
-                                                    int c_end, bool valid, uint4& z0, uint4& z1) {
-  if (decode_pair_is_fast(g0, g1)) {
-    decode_fast_pair_of(g0, g1, r, valid, z0, z1);
-  } else {
-    z0 = decode_planned_group(layer, g0, r, shift, scale_shift, c_first, c_end, valid);
-    z1 = decode_planned_group(layer, g1, r, shift, scale_shift, c_first + 8, c_end, valid);
   }
 }
 

@@ -113,6 +113,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (!direct && tid < (ccount + 7) / 8)
     plans[tid] = plan_group(layer, shift, scale_shift, layer.key_width + c0 + 8 * tid, c_end);
   __syncthreads();
+  // The pairs of groups a lane decodes together (2 m, 2 m + 1: one m-tile), chosen once.
+  if (!direct && 2 * tid + 1 < (ccount + 7) / 8 &&
+      decode_pair_is_fast(plans[2 * tid], plans[2 * tid + 1]))
+    plans[2 * tid].b.w = kPlanPairsWithNext;
+  __syncthreads();
 
   PageCursor cursor{item.start / pt, item.start % pt};  // tiles are staged in order k = 0, 1, ...
   const RowCopier copier(layer, pb);
@@ -168,12 +173,13 @@ __global__ void __launch_bounds__(kThreads, 2)
         if (8 * u >= ccount) break;
         const int cf = layer.key_width + c0 + 8 * u;
         uint4 z0, z1;
-        if (8 * u + 8 < ccount) {
-          decode_planned_pair(layer, plans[u], plans[u + 1], r, shift, scale_shift, cf, c_end,
-                              valid, z0, z1);
+        if (plans[u].b.w == kPlanPairsWithNext) {
+          decode_fast_pair_of(plans[u], plans[u + 1], r, valid, z0, z1);
         } else {
           z0 = decode_planned_group(layer, plans[u], r, shift, scale_shift, cf, c_end, valid);
-          z1 = make_uint4(0u, 0u, 0u, 0u);  // (past the block's channels: Z stays zero there)
+          z1 = 8 * u + 8 < ccount ? decode_planned_group(layer, plans[u + 1], r, shift, scale_shift,
+                                                         cf + 8, c_end, valid)
+                                  : make_uint4(0u, 0u, 0u, 0u);  // (past the block: Z stays 0)
         }
         *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u) = z0;
         *reinterpret_cast<uint4*>(zt + lane * kZStride + 8 * u + 8) = z1;
