@@ -224,14 +224,16 @@ __device__ __forceinline__ void decode_segment(const int4 v, const uint8_t* r, u
 
 // decode_segment for a one-segment group (k0 = 0: plan_group gives a fast kind only to a group
 // that is one segment from its first half on) in layout (kSb <= 4, kBits) known at compile time:
-// the same window and dequant8 branch, so the same bits; only the halves [0, k1) are kept.
+// the same window and dequant8 branch, so the same bits; only the halves [0, k1) are kept. The
+// scale is ANDed with keep (see decode_planned_group).
 template <int kSb, int kBits>
-__device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t* r) {
+__device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t* r,
+                                                     uint32_t keep) {
   static_assert(kSb <= 4, "a window of 8 codes fits one 32-bit word");
   const int k1 = (v.y >> 8) & 255;
   uint32_t lo, hi;
   load_code_window(r, v.x, kSb, lo, hi);
-  const uint32_t s2 = static_cast<uint32_t>(ld_u16(r + v.z)) * 0x10001u;
+  const uint32_t s2 = (static_cast<uint32_t>(ld_u16(r + v.z)) * 0x10001u) & keep;
   uint4 z;
   if constexpr (kSb == 4) {
     z = dequant8_sb4<kBits>(lo, s2);
@@ -247,14 +249,16 @@ __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t
 // [ka, n) from its kSb-bit segment g.b, the rest +0 -- as decode_fast_segment for both segments
 // ORed, with the segments' windows and dequant8 unclipped and merged under one mask per word.
 template <int kSbB>
-__device__ __forceinline__ uint4 decode_boundary(const GroupPlan& g, const uint8_t* r) {
+__device__ __forceinline__ uint4 decode_boundary(const GroupPlan& g, const uint8_t* r,
+                                                 uint32_t keep) {
   const int ka = (g.a.y >> 8) & 255, n = (g.b.y >> 8) & 255;  // g.b's halves: [ka, n)
   uint32_t lo, hi;
   load_code_window(r, g.a.x, 4, lo, hi);
-  const uint4 z0 = dequant8_sb4<4>(lo, static_cast<uint32_t>(ld_u16(r + g.a.z)) * 0x10001u);
+  const uint4 z0 =
+      dequant8_sb4<4>(lo, (static_cast<uint32_t>(ld_u16(r + g.a.z)) * 0x10001u) & keep);
   load_code_window(r, g.b.x, kSbB, lo, hi);
   lo <<= ka * kSbB;  // code 0 of g.b's window belongs in half ka
-  const uint32_t s1 = static_cast<uint32_t>(ld_u16(r + g.b.z)) * 0x10001u;
+  const uint32_t s1 = (static_cast<uint32_t>(ld_u16(r + g.b.z)) * 0x10001u) & keep;
   uint4 z1;
   if constexpr (kSbB == 4) {
     z1 = dequant8_sb4<4>(lo, s1);
@@ -269,25 +273,27 @@ __device__ __forceinline__ uint4 decode_boundary(const GroupPlan& g, const uint8
                     merge(z0.w, z1.w, 3));
 }
 
-// decode_value_group's result for a planned group (same bits: the same windows and dequant8).
-// The fast kinds decode whatever row r holds (r is always inside the staged tile) and then keep
-// the result only for a valid token, so that the warp does not diverge on `valid`: the mask gives
-// +0 whatever bytes an invalid token's row holds.
+// decode_value_group's result for a planned group (same bits for a valid token: the same windows
+// and dequant8). The fast kinds decode whatever row r holds (r is always inside the staged tile),
+// so that the warp does not diverge on `valid`, with the scale zeroed for an invalid token: its
+// codes give (c - mid) * +0, +0 or -0 whatever bytes its row holds (c - mid is finite), one AND
+// instead of one per output word. (The kernels give an invalid token -inf scores and zero
+// probabilities, so the sign of its zeros never reaches a result.)
 __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, const GroupPlan& g,
                                                       const uint8_t* r, int shift, int scale_shift,
                                                       int c_first, int c_end, bool valid) {
   // An if chain, most frequent kind first (a switch compiled to an indirect jump through a table
   // in constant memory); g.a.w is the same in every lane.
   const int kind = g.a.w;
-  uint4 z;
+  const uint32_t keep = valid ? 0xffffffffu : 0u;
   if (kind == kPlanSb3) {
-    z = decode_fast_segment<3, 3>(g.a, r);
+    return decode_fast_segment<3, 3>(g.a, r, keep);
   } else if (kind == kPlanSb4) {
-    z = decode_fast_segment<4, 4>(g.a, r);
+    return decode_fast_segment<4, 4>(g.a, r, keep);
   } else if (kind == kPlanSb4Sb3 || kind == kPlanSb4Sb4) {
-    z = kind == kPlanSb4Sb3 ? decode_boundary<3>(g, r) : decode_boundary<4>(g, r);
+    return kind == kPlanSb4Sb3 ? decode_boundary<3>(g, r, keep) : decode_boundary<4>(g, r, keep);
   } else if (kind == kPlanNibble3) {
-    z = decode_fast_segment<4, 3>(g.a, r);
+    return decode_fast_segment<4, 3>(g.a, r, keep);
   } else {
     if (kind < 0) return decode_value_group(layer, r, shift, scale_shift, c_first, c_end, valid);
     uint4 out = make_uint4(0u, 0u, 0u, 0u);
@@ -296,8 +302,6 @@ __device__ __forceinline__ uint4 decode_planned_group(const LayerView& layer, co
     if (g.b.w) decode_segment(g.b, r, out);
     return out;
   }
-  const uint32_t keep = valid ? 0xffffffffu : 0u;
-  return make_uint4(z.x & keep, z.y & keep, z.z & keep, z.w & keep);
 }
 
 // Two adjacent planned groups of one token, g0 and g1 (channels [c, c + 8) and [c + 8, c + 16)),
@@ -313,9 +317,12 @@ __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const Grou
   const uint32_t w0 = w[0], w1 = w[1];
   const uint32_t w2 = sh + 16 * kSb > 64 ? w[2] : 0u;
   const uint32_t lo = __funnelshift_r(w0, w1, sh), hi = __funnelshift_r(w1, w2, sh);
-  // (The two groups' scale is usually one block's: loaded once then.)
-  const uint32_t s0 = static_cast<uint32_t>(ld_u16(r + g0.a.z)) * 0x10001u;
-  const uint32_t s1 = g1.a.z == g0.a.z ? s0 : static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u;
+  // (The two groups' scale is usually one block's: loaded once then. Zeroed for an invalid token,
+  // as decode_planned_group does.)
+  const uint32_t keep = valid ? 0xffffffffu : 0u;
+  const uint32_t s0 = (static_cast<uint32_t>(ld_u16(r + g0.a.z)) * 0x10001u) & keep;
+  const uint32_t s1 =
+      g1.a.z == g0.a.z ? s0 : (static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u) & keep;
   uint4 a, b;
   if constexpr (kSb == 4) {
     a = dequant8_sb4<kBits>(lo, s0);
@@ -324,9 +331,8 @@ __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const Grou
     a = dequant8_sb23<kSb>(lo, s0);
     b = dequant8_sb23<kSb>(__funnelshift_r(lo, hi, 8 * kSb), s1);
   }
-  const uint32_t keep = valid ? 0xffffffffu : 0u;  // as decode_planned_group: +0 if invalid
-  z0 = make_uint4(a.x & keep, a.y & keep, a.z & keep, a.w & keep);
-  z1 = make_uint4(b.x & keep, b.y & keep, b.z & keep, b.w & keep);
+  z0 = a;
+  z1 = b;
 }
 
 // Whether two adjacent planned groups decode through decode_fast_pair: both whole (k0 = 0,
