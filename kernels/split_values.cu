@@ -8,10 +8,10 @@
 //   32-token tile: cp.async staging (a ring of kValueStages tiles) of the block's value codes +
 //   scales and of the tile's probabilities [H][32] and running max; fp16 latents at 16-byte
 //   aligned row offsets (layer.values_fp16) are consumed straight from the staged rows, anything
-//   else is first decoded to a token-major fp16 tile Z[32][128 MT + 8] (a lane = a token, 8
-//   channels per step, 16-byte stores); then acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c]
-//   P[h][t] on tensor cores, A fragments by ldmatrix.trans (warp w: channels 16w.., 128 + 16w..,
-//   ..., all heads).
+//   else is first decoded to a token-major fp16 tile Z[32][128 MT + 8] (a lane = a token; each
+//   warp decodes the channels its own m-tiles read, 16 per step, 16-byte stores); then
+//   acc^T[c][h] = alpha_h acc^T[c][h] + sum_t Z[t][c] P[h][t] on tensor cores, A fragments by
+//   ldmatrix.trans (warp w: channels 16w.., 128 + 16w.., ..., all heads).
 //   Writes vacc[item][h][c] (unnormalized, relative to the final running max).
 // merge_split_values_kernel, combine_split_values_kernel: see their comments below.
 #include <cstdint>
