@@ -433,7 +433,10 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
       const int n_groups = (layer.head_keys[g0 + gl].y + 7) / 8;
       GroupPlan* gp = plans + gl * gpr;
       for (int u = 0; u + 1 < n_groups; ++u) {
-        if (decode_pair_is_fast(gp[u], gp[u + 1])) gp[u++].b.w = kPlanPairsWithNext;
+        if (decode_pair_is_fast(gp[u], gp[u + 1])) {
+          gp[u].b.w = kPlanPairsWithNext;
+          ++u;  // (group u + 1 is decoded with u)
+        }
       }
     }
   }

@@ -23,6 +23,12 @@ __device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) {
   return *reinterpret_cast<const uint16_t*>(p);
 }
 
+// A block's stored fp16 scale at staged byte p, in both halves of a word, ANDed with keep (all
+// ones, or 0 to decode an invalid token's codes to zeros: see decode_planned_group).
+__device__ __forceinline__ uint32_t scale_pair(const uint8_t* p, uint32_t keep) {
+  return (static_cast<uint32_t>(ld_u16(p)) * 0x10001u) & keep;
+}
+
 // The bit stream of a staged row r (16-byte aligned) from bit p on: lo = bits [p, p + 32) and, for
 // sb > 4, hi = bits [p + 32, p + 64) (else 0). Only the aligned 32-bit words that hold bits
 // [p, p + 8 * sb) are read (one or two, three for sb = 8): they start at most 3 bytes before the
@@ -233,7 +239,7 @@ __device__ __forceinline__ uint4 decode_fast_segment(const int4 v, const uint8_t
   const int k1 = (v.y >> 8) & 255;
   uint32_t lo, hi;
   load_code_window(r, v.x, kSb, lo, hi);
-  const uint32_t s2 = (static_cast<uint32_t>(ld_u16(r + v.z)) * 0x10001u) & keep;
+  const uint32_t s2 = scale_pair(r + v.z, keep);
   uint4 z;
   if constexpr (kSb == 4) {
     z = dequant8_sb4<kBits>(lo, s2);
@@ -254,11 +260,10 @@ __device__ __forceinline__ uint4 decode_boundary(const GroupPlan& g, const uint8
   const int ka = (g.a.y >> 8) & 255, n = (g.b.y >> 8) & 255;  // g.b's halves: [ka, n)
   uint32_t lo, hi;
   load_code_window(r, g.a.x, 4, lo, hi);
-  const uint4 z0 =
-      dequant8_sb4<4>(lo, (static_cast<uint32_t>(ld_u16(r + g.a.z)) * 0x10001u) & keep);
+  const uint4 z0 = dequant8_sb4<4>(lo, scale_pair(r + g.a.z, keep));
   load_code_window(r, g.b.x, kSbB, lo, hi);
   lo <<= ka * kSbB;  // code 0 of g.b's window belongs in half ka
-  const uint32_t s1 = (static_cast<uint32_t>(ld_u16(r + g.b.z)) * 0x10001u) & keep;
+  const uint32_t s1 = scale_pair(r + g.b.z, keep);
   uint4 z1;
   if constexpr (kSbB == 4) {
     z1 = dequant8_sb4<4>(lo, s1);
@@ -320,19 +325,15 @@ __device__ __forceinline__ void decode_fast_pair(const GroupPlan& g0, const Grou
   // (The two groups' scale is usually one block's: loaded once then. Zeroed for an invalid token,
   // as decode_planned_group does.)
   const uint32_t keep = valid ? 0xffffffffu : 0u;
-  const uint32_t s0 = (static_cast<uint32_t>(ld_u16(r + g0.a.z)) * 0x10001u) & keep;
-  const uint32_t s1 =
-      g1.a.z == g0.a.z ? s0 : (static_cast<uint32_t>(ld_u16(r + g1.a.z)) * 0x10001u) & keep;
-  uint4 a, b;
+  const uint32_t s0 = scale_pair(r + g0.a.z, keep);
+  const uint32_t s1 = g1.a.z == g0.a.z ? s0 : scale_pair(r + g1.a.z, keep);
   if constexpr (kSb == 4) {
-    a = dequant8_sb4<kBits>(lo, s0);
-    b = dequant8_sb4<kBits>(hi, s1);
+    z0 = dequant8_sb4<kBits>(lo, s0);
+    z1 = dequant8_sb4<kBits>(hi, s1);
   } else {
-    a = dequant8_sb23<kSb>(lo, s0);
-    b = dequant8_sb23<kSb>(__funnelshift_r(lo, hi, 8 * kSb), s1);
+    z0 = dequant8_sb23<kSb>(lo, s0);
+    z1 = dequant8_sb23<kSb>(__funnelshift_r(lo, hi, 8 * kSb), s1);
   }
-  z0 = a;
-  z1 = b;
 }
 
 // Whether two adjacent planned groups decode through decode_fast_pair: both whole (k0 = 0,
