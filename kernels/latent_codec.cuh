@@ -109,6 +109,20 @@ __host__ __device__ __forceinline__ uint32_t dequant_pair(uint32_t x, uint32_t s
 #endif
 }
 
+// (x & mask) | magic in one instruction: with both constants as immediates ptxas emits two LOP3s
+// (a LOP3 takes one immediate), so on the device they go in as registers to a single
+// lop3.b32 with the truth table of (a & b) | c (0xF0 & 0xCC | 0xAA = 0xEA).
+__host__ __device__ __forceinline__ uint32_t field_or_magic(uint32_t x, uint32_t mask,
+                                                            uint32_t magic) {
+#ifdef __CUDA_ARCH__
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "r"(mask), "r"(magic));
+  return d;
+#else
+  return (x & mask) | magic;
+#endif
+}
+
 // fp16 bits of 2^e + 2^(bits-1), the constant of step 2 (exact: 2^(bits-1) < 2^e, and its
 // mantissa bit bits - 1 + 10 - e lies in [0, 10)), in both halves.
 __host__ __device__ constexpr uint32_t dequant_sub(int e, int bits) {
@@ -123,10 +137,10 @@ __host__ __device__ __forceinline__ uint4 dequant8_sb4(uint32_t lo, uint32_t s2)
   constexpr uint32_t sub = (dequant_sub(9, kBits) & 0xffffu) | (dequant_sub(6, kBits) << 16);
   const uint32_t l1 = lo << 1;
   uint4 o;
-  o.x = dequant_pair((prmt_u32(l1, lo, 0x4400u) & 0x00f0001eu) | 0x54086001u, sub, s2);
-  o.y = dequant_pair((prmt_u32(l1, lo, 0x5511u) & 0x00f0001eu) | 0x54086001u, sub, s2);
-  o.z = dequant_pair((prmt_u32(l1, lo, 0x6622u) & 0x00f0001eu) | 0x54086001u, sub, s2);
-  o.w = dequant_pair((prmt_u32(l1, lo, 0x7733u) & 0x00f0001eu) | 0x54086001u, sub, s2);
+  o.x = dequant_pair(field_or_magic(prmt_u32(l1, lo, 0x4400u), 0x00f0001eu, 0x54086001u), sub, s2);
+  o.y = dequant_pair(field_or_magic(prmt_u32(l1, lo, 0x5511u), 0x00f0001eu, 0x54086001u), sub, s2);
+  o.z = dequant_pair(field_or_magic(prmt_u32(l1, lo, 0x6622u), 0x00f0001eu, 0x54086001u), sub, s2);
+  o.w = dequant_pair(field_or_magic(prmt_u32(l1, lo, 0x7733u), 0x00f0001eu, 0x54086001u), sub, s2);
   return o;
 }
 
@@ -143,10 +157,10 @@ __host__ __device__ __forceinline__ uint4 dequant8_sb23(uint32_t lo, uint32_t s2
   const uint32_t y0 = prmt_u32(lo << 1, lo << (17 - kSb), 0x7610u);
   const uint32_t y1 = prmt_u32(lo >> (4 * kSb - 1), lo << (17 - 5 * kSb), 0x7610u);
   uint4 o;
-  o.x = dequant_pair((y0 & (f1 * 0x10001u)) | m1, sub1, s2);
-  o.y = dequant_pair((y0 & (fp * 0x10001u)) | mp, subp, s2);
-  o.z = dequant_pair((y1 & (f1 * 0x10001u)) | m1, sub1, s2);
-  o.w = dequant_pair((y1 & (fp * 0x10001u)) | mp, subp, s2);
+  o.x = dequant_pair(field_or_magic(y0, f1 * 0x10001u, m1), sub1, s2);
+  o.y = dequant_pair(field_or_magic(y0, fp * 0x10001u, mp), subp, s2);
+  o.z = dequant_pair(field_or_magic(y1, f1 * 0x10001u, m1), sub1, s2);
+  o.w = dequant_pair(field_or_magic(y1, fp * 0x10001u, mp), subp, s2);
   return o;
 }
 
