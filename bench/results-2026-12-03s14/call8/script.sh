@@ -32,6 +32,10 @@ for m in base s32 r128 s128 ca; do
   env $(mode_env $m) timeout 100 ncu --clock-control none --kernel-name regex:"decode_values" --launch-skip 2 --launch-count 1 --metrics $M $(bench_of $m) --shape llama2-7b --comp 75% --bits fp16 --batch 16 --context 32768 --reps 2 --out /tmp/z.jsonl > $LOG/ncu_$m.txt 2>&1
   echo "== $m"; grep -E "gpu__time|dram__|lts__" $LOG/ncu_$m.txt | cut -c1-110
 done
+for bits in 4/3; do  # the quantized (cp.async-staged) fold and value kernel at base: do they read extra sectors too?
+  timeout 100 ncu --clock-control none --kernel-name regex:"decode_values|fold" --launch-skip 4 --launch-count 2 --metrics $M $BB/bench/decode_bench --shape llama2-7b --comp 75% --bits $bits --batch 16 --context 32768 --reps 2 --out /tmp/z.jsonl > $LOG/ncu_base_43.txt 2>&1
+  echo "== base 4/3"; grep -E "decode_values|fold_scores|gpu__time|dram__|lts__" $LOG/ncu_base_43.txt | cut -c1-110
+done
 el ncu
 for m in s32 s128; do env $(mode_env $m) timeout 200 $BB/tests/starkv_gpu_tests > $LOG/tests_$m.txt 2>&1; echo "tests $m rc=$?"; grep -E "^\[  (PASSED|FAILED)" $LOG/tests_$m.txt | head -5; done
 el tests
