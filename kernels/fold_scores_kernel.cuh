@@ -151,6 +151,24 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
   return FoldSmem{};  // not reached
 }
 
+// The paired fold (kPaired; wgmma, fp16 keys folded, padded key rank <= 32, tensor staging): one
+// CTA of 2 x kThreads per SM whose halves score two work items of the same query and chunk,
+// sharing one AB. Two CTAs per SM with one staging buffer each (AB 64 KB apiece) become one CTA
+// with one AB and two buffers per half: each half's next tile loads during its whole current tile
+// instead of only its softmax. Llama-2-like 75% fp16, b16 x 32K: the fold 426 -> 403 us, the step
+// 821 -> 793 us (bench/RESULTS.md, fifteenth session). The layout is one half's (64-token tiles,
+// two buffers); the second half's copy of everything after AB follows at fold_paired_half_stride.
+__host__ __device__ inline FoldSmem fold_paired_layout(int head_dim, int max_rkp, int rstride) {
+  return fold_layout_with(head_dim, max_rkp, rstride, 0, false, false, true, kFoldTokens, 2,
+                          kHeads);
+}
+__host__ __device__ inline size_t fold_paired_half_stride(const FoldSmem& f) {
+  return (f.total - f.cs + 127) / 128 * 128;  // (keeps the staging buffers 128-byte aligned)
+}
+__host__ __device__ inline size_t fold_paired_bytes(const FoldSmem& f) {
+  return f.total + fold_paired_half_stride(f);
+}
+
 // Stages key codes [pb.x, pb.y) and the scale region of tokens [t0, min(t0 + TT, end)).
 template <int TT>
 __device__ __forceinline__ void stage_fold(const LayerView& layer, const RowCopier& rc,
@@ -172,7 +190,7 @@ template <int TT>
 __device__ __forceinline__ void stage_fold_tensor(const LayerView& layer, const void* map,
                                                   const int32_t* __restrict__ pages, int pt,
                                                   PageCursor& cur, uint8_t* raw, uint64_t* bar) {
-  if (threadIdx.x == 0) {
+  if ((threadIdx.x & (kThreads - 1)) == 0) {  // (thread 0 of the CTA, or of its half: kPaired)
     mbarrier_arrive_expect_tx(bar, static_cast<uint32_t>(TT * raw_stride(layer)));
     tensor_copy_2d_to_shared(raw, map, 0, pages[cur.page] * pt + cur.in_page, bar);
   }
@@ -185,7 +203,8 @@ __device__ __forceinline__ void stage_fold_tensor(const LayerView& layer, const 
 __device__ __forceinline__ void prefetch_fold_tensor(const void* map,
                                                      const int32_t* __restrict__ pages, int pt,
                                                      const PageCursor& cur) {
-  if (threadIdx.x == 0) tensor_prefetch_2d_to_l2(map, 0, pages[cur.page] * pt + cur.in_page);
+  if ((threadIdx.x & (kThreads - 1)) == 0)
+    tensor_prefetch_2d_to_l2(map, 0, pages[cur.page] * pt + cur.in_page);
 }
 
 // Two consecutive fp16 latents at p as one word: one 32-bit load when p is 4-byte aligned (every
@@ -216,9 +235,12 @@ __device__ __forceinline__ uint32_t rope_half2(float k0, float k1, __half2 cs) {
 // kNarrow (wgmma instances, MHA, quantized keys, NR <= 32; see fold_narrow): the layer's chunks
 // hold 4 heads instead of kHeads (DeviceLayer::wide_fold_view), so that AB and the decoded tile
 // take half the space and the tile's rows get two staging buffers at two CTAs per SM.
+// kPaired (wgmma instances, fp16 keys folded, NR <= 32): 2 x kThreads threads scoring two work
+// items that share AB (see fold_paired_layout); blockIdx.x = item pair x chunk.
 template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false,
-          bool kNarrow = false>
-__global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2)
+          bool kNarrow = false, bool kPaired = false>
+__global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
+                                  kPaired || (kWgmma && !kRecon && NR > 32) ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
@@ -233,14 +255,22 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   extern __shared__ __align__(16) uint8_t smem[];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  // kPaired: two halves of kThreads, each scoring its own work item (the pair's, see below).
+  const int half = kPaired ? static_cast<int>(threadIdx.x) / kThreads : 0;
+  const int tid = static_cast<int>(threadIdx.x) - half * kThreads, lane = tid & 31, warp = tid >> 5;
   const int grp = lane >> 2, tq = lane & 3;
 
   // blockIdx.x = work item x chunk, the chunk fastest: an item's chunks run together and read
   // adjacent bytes of the same rows.
-  const int item_index = static_cast<int>(blockIdx.x) / layer.n_chunks;
-  const WorkItem item = batch.items[item_index];
-  const int chunk = static_cast<int>(blockIdx.x) - item_index * layer.n_chunks;
+  // kPaired: blockIdx.x = item pair x chunk; the pair's items (2p, 2p + 1) belong to one query
+  // (AttendBatch::items_paired), so they share AB. A missing second item (odd count) scores
+  // nothing.
+  const int slot = static_cast<int>(blockIdx.x) / layer.n_chunks;
+  const int item_index = kPaired ? 2 * slot + half : slot;
+  const bool has_item = item_index < batch.n_items;
+  const WorkItem item =
+      has_item ? batch.items[item_index] : WorkItem{batch.items[item_index - 1].query, 0, 0, 0};
+  const int chunk = static_cast<int>(blockIdx.x) - slot * layer.n_chunks;
   const int qpk = model.q_per_kv;
   const int gc = layer.kv_heads_per_chunk;
   const int g0 = chunk * gc;
@@ -252,12 +282,18 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   const int rstride = raw_stride(layer);
   const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
   constexpr int kCtaHeads = kNarrow ? kHeads / 2 : kHeads;
-  const FoldSmem L = fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma, kCtaHeads);
+  const FoldSmem L = kPaired
+                         ? fold_paired_layout(D, rkp_max, rstride)
+                         : fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma, kCtaHeads);
+  // kPaired: AB once, then each half's copy of everything after it (fold_paired_layout).
+  uint8_t* const hsm =
+      smem + (kPaired ? static_cast<size_t>(half) * fold_paired_half_stride(L) : 0);
+  const bool builds_ab = !kPaired || half == 0;
   __half* ab = reinterpret_cast<__half*>(smem + L.ab);
-  __half* cs = reinterpret_cast<__half*>(smem + L.cs);
-  float* sc = reinterpret_cast<float*>(smem + L.sc);
-  uint8_t* raw = smem + L.raw;
-  __half* lk = reinterpret_cast<__half*>(smem + L.lk);
+  __half* cs = reinterpret_cast<__half*>(hsm + L.cs);
+  float* sc = reinterpret_cast<float*>(hsm + L.sc);
+  uint8_t* raw = hsm + L.raw;
+  __half* lk = reinterpret_cast<__half*>(hsm + L.lk);
 
   // Prologue loads. The chunk's KV heads' key info (and, folding, its scaled queries in the
   // permuted dims, fp32) are staged first, in the CS table's space (nothing else writes it before
@@ -269,11 +305,11 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   float* qf = reinterpret_cast<float*>(cs);                // [nh][D]
   int4* hks = reinterpret_cast<int4*>(qf + kHeads * D);   // [ngc]: HeadKeyInfo x, y, z, w
   static_assert(kHeads * D * 4 + kHeads * 16 <= 32 * (D + 8) * 2, "qf and hks fit the CS table");
-  if (tid < ngc) {
+  if (builds_ab && tid < ngc) {
     const HeadKeyInfo hk = layer.head_keys[g0 + tid];
     hks[tid] = make_int4(hk.x, hk.y, hk.z, hk.w);
   }
-  for (int idx = tid; !kRecon && idx < nh * D; idx += kThreads) {
+  for (int idx = tid; builds_ab && !kRecon && idx < nh * D; idx += kThreads) {
     const int h = idx / D, d = idx - h * D;
     const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
     qf[idx] = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
@@ -281,7 +317,9 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   __syncthreads();
   constexpr int kBatch = 4;  // 16-byte loads in flight per thread before their results are used
   const int g8 = rkp_max / 8;  // 8-rank groups per (padded) rank row
-  if (kRecon) {
+  if (!builds_ab) {
+    // (kPaired: the first half builds AB for both)
+  } else if (kRecon) {
     // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
     // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
     // permuted dims (B fragments of the score MMA), row kFoldMaxHeads zero (padding heads of a group).
@@ -385,7 +423,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   const bool overlay = kWgmma && decode && !kRecon;
   {
     const size_t from = overlay ? L.cs : L.raw;
-    uint32_t* z = reinterpret_cast<uint32_t*>(smem + from);
+    uint32_t* z = reinterpret_cast<uint32_t*>(hsm + from);
     const int words = static_cast<int>((L.plans - from) / 4);
     for (int i = tid; i < words; i += kThreads) z[i] = 0u;
   }
@@ -418,7 +456,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   // Quantized keys: each (KV head, 8-channel group) resolved to its blocks once (GroupPlan).
   const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
   const int gpr = rkp_max / 8;  // plan slots per KV head
-  GroupPlan* plans = reinterpret_cast<GroupPlan*>(smem + L.plans);
+  GroupPlan* plans = reinterpret_cast<GroupPlan*>(hsm + L.plans);
   if (decode) {
     for (int idx = tid; idx < ngc * gpr; idx += kThreads) {
       const int gl = idx / gpr, u = idx - gl * gpr;
@@ -450,7 +488,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   // head row, with the pairs and the boundary merge, the Llama-2-like 4/3-bit fold executed 490 M
   // instead of 507 M warp instructions and the step took 1604 instead of 1637 us:
   // bench/RESULTS.md, twelfth session.)
-  int4* units = reinterpret_cast<int4*>(smem + L.units);
+  int4* units = reinterpret_cast<int4*>(hsm + L.units);
   int n_units = 0;
   if (decode) {
     for (int th = 0; th < TT / 32; ++th) {
@@ -468,7 +506,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   }
   // Per query head of the chunk, resolved once: x = the latents' byte offset in a staged row
   // (fp16 keys) or in the decoded tile, y = the head's padded rank, z = 1 when x is 4-byte aligned.
-  int4* heads = reinterpret_cast<int4*>(smem + L.heads);
+  int4* heads = reinterpret_cast<int4*>(hsm + L.heads);
   for (int h = tid; h < nh; h += kThreads) {
     const int g = g0 + h / qpk;
     const HeadKeyInfo hk = layer.head_keys[g];
@@ -493,7 +531,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   const bool tensor_staging = kWgmma && layer.key_row_maps != nullptr;
   const void* row_map =
       tensor_staging ? static_cast<const uint8_t*>(layer.key_row_maps) + 128 * chunk : nullptr;
-  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + L.bars);
+  uint64_t* bars = reinterpret_cast<uint64_t*>(hsm + L.bars);
   uint32_t bar_phase = 0;
   if (tensor_staging) {
     if (tid == 0) {
@@ -504,7 +542,9 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     fence_async_shared();
   }
   __syncthreads();
-  if (tensor_staging) {
+  if (!has_item) {
+    // (kPaired: nothing to stage for a missing second item)
+  } else if (tensor_staging) {
     stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
   } else {
     stage_fold<TT>(layer, copier, pages, pt, cursor, item.start, item.end, pb, raw);
@@ -516,6 +556,15 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
   // the tile's latents are in registers, overlapping its MMAs too.
   const bool two_buffers = L.buffers == 2;
   int buf = 0;
+  // The tile loop's barriers: the whole CTA, or (kPaired) the half's kThreads threads alone, so
+  // that the halves run their tiles independently (named barriers 1 and 2).
+  auto sync_tile = [&]() {
+    if constexpr (kPaired) {
+      asm volatile("bar.sync %0, %1;\n" ::"r"(1 + half), "r"(kThreads) : "memory");
+    } else {
+      __syncthreads();
+    }
+  };
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     const bool more = t0 + TT < item.end;
@@ -561,7 +610,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     } else {
       cp_async_wait_all();
     }
-    __syncthreads();
+    sync_tile();
     const uint8_t* rbuf = raw + buf * TT * rstride;
     // wgmma: warp w4 of each warpgroup holds the CS fragments of tokens 16 w4 .. + 15 (A of the
     // Z wgmmas, see the wgmma block); with quantized keys they are loaded before the decoded tile
@@ -576,7 +625,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     if (decode) {
       if constexpr (kWgmma && !kRecon) {
         load_cs_fragments();
-        __syncthreads();  // every warp's fragments are loaded: the decoded tile may overwrite them
+        sync_tile();  // every warp's fragments are loaded: the decoded tile may overwrite them
       }
       // Units round-robin over the warps (see the list above); lane = token. 16-byte stores of 8
       // decoded halves into the head's columns.
@@ -602,7 +651,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
           }
         }
       }
-      __syncthreads();
+      sync_tile();
     }
 
     if constexpr (kRecon && kWgmma) {
@@ -963,10 +1012,10 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
         for (int i = 0; i < kWgHeads; ++i) load_latents(wg + 2 * i, w0[i], w1[i]);
         if (tensor_staging) {
           fence_async_shared();
-          __syncthreads();
+          sync_tile();
           stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
         } else {
-          __syncthreads();
+          sync_tile();
           stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
         }
         score_heads([&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, w0[i], w1[i]); });
@@ -1081,7 +1130,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     }  // fold (not kRecon)
     if (tensor_staging)
       fence_async_shared();  // this tile's rows are read: the copy unit may refill them
-    __syncthreads();
+    sync_tile();
     // Single buffer: every read of this tile's rows is behind the barrier above.
     if (more && !two_buffers && !kEarlyRefill) {  // (else refilled after the latent loads)
       if (tensor_staging) {
@@ -1130,7 +1179,7 @@ __global__ void __launch_bounds__(kThreads, kWgmma && !kRecon && NR > 32 ? 1 : 2
     float sum = run_sum[j];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0) {
+    if (lane == 0 && has_item) {
       float* st =
           batch.stats + (static_cast<int64_t>(item_index) * model.n_heads + g0 * qpk + h) * 2;
       st[0] = run_max[j];

@@ -189,6 +189,9 @@ struct AttendBatch {
   // Dense layers (dense_layer_attention.cu): each item's unnormalized partial output
   // [n_items][n_heads][head_dim] f32; `stats` then holds each head's max in log2 units.
   float* dense_acc;
+  // 1 when items 2p and 2p + 1 belong to the same query for every p: the paired fold may run
+  // (kernels/fold_scores_kernel.cuh, fold_paired_layout).
+  int32_t items_paired = 0;
 };
 
 // Raises every kernel's dynamic shared-memory limit to `bytes` (the device's opt-in maximum).

@@ -4,6 +4,7 @@
 // (an sm_90a image loads on compute capability 9.0 only); kernels/fold_scores.cu launches them
 // where it can and the layer's shape has an instance.
 #include <atomic>
+#include <cstdlib>
 
 #include "kernels/fold_scores_kernel.cuh"
 
@@ -32,6 +33,20 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
   } else if constexpr (kQuant && NR <= 32) {
     return cudaErrorInvalidValue;  // (quantized keys in chunks of kHeads: NR 48, 64 only)
   } else {
+    // The paired instance (see fold_paired_layout) where the batch's items pair up within their
+    // queries and its layout fits; STARKV_NO_PAIRED_FOLD=1 keeps two CTAs per SM instead.
+    static const bool paired = std::getenv("STARKV_NO_PAIRED_FOLD") == nullptr;
+    if constexpr (NR <= 32 && !kQuant) {
+      const FoldSmem pf = fold_paired_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l));
+      if (paired && batch.items_paired != 0 && l.key_row_maps != nullptr &&
+          fold_paired_bytes(pf) <= kFoldSmemLimit) {
+        const unsigned pairs = static_cast<unsigned>((batch.n_items + 1) / 2);
+        fold_scores_kernel<16, kFoldTokens, false, true, NR, false, false, true>
+            <<<pairs* static_cast<unsigned>(l.n_chunks), 2 * kThreads, fold_paired_bytes(pf),
+               stream>>>(l, model, batch, q, q_dtype);
+        return cudaGetLastError();
+      }
+    }
     fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   }
@@ -49,8 +64,14 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64>),
-      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 16, true, true>),
-      reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 32, true, true>),
+      reinterpret_cast<const void*>(
+          fold_scores_kernel<16, kFoldTokens, false, true, 16, false, false, true>),
+      reinterpret_cast<const void*>(
+          fold_scores_kernel<16, kFoldTokens, false, true, 32, false, false, true>),
+      reinterpret_cast<const void*>(
+          fold_scores_kernel<16, kFoldTokens, false, true, 16, true, true>),
+      reinterpret_cast<const void*>(
+          fold_scores_kernel<16, kFoldTokens, false, true, 32, true, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 16>),

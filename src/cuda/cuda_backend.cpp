@@ -483,6 +483,10 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   b.acc = p->acc.get<float>();
   b.stats = p->stats.get<float>();
   b.dense_acc = p->dense_acc.get<float>();
+  b.items_paired = 1;
+  for (size_t i = 0; i + 1 < n_items_real; i += 2) {
+    if (items[i].query != items[i + 1].query) b.items_paired = 0;
+  }
   return p;
 }
 
