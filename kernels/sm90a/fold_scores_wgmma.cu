@@ -35,15 +35,16 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
   } else {
     // The paired instance (see fold_paired_layout) where the batch's items pair up within their
     // queries and its layout fits; STARKV_NO_PAIRED_FOLD=1 keeps two CTAs per SM instead.
-    static const bool paired = std::getenv("STARKV_NO_PAIRED_FOLD") == nullptr;
     if constexpr (NR <= 32 && !kQuant) {
+      static const bool paired = std::getenv("STARKV_NO_PAIRED_FOLD") == nullptr;
       const FoldSmem pf = fold_paired_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l));
       if (paired && batch.items_paired != 0 && l.key_row_maps != nullptr &&
           fold_paired_bytes(pf) <= kFoldSmemLimit) {
         const unsigned pairs = static_cast<unsigned>((batch.n_items + 1) / 2);
+        const unsigned paired_grid = pairs * static_cast<unsigned>(l.n_chunks);
         fold_scores_kernel<16, kFoldTokens, false, true, NR, false, false, true>
-            <<<pairs* static_cast<unsigned>(l.n_chunks), 2 * kThreads, fold_paired_bytes(pf),
-               stream>>>(l, model, batch, q, q_dtype);
+            <<<paired_grid, 2 * kThreads, fold_paired_bytes(pf), stream>>>(l, model, batch, q,
+                                                                           q_dtype);
         return cudaGetLastError();
       }
     }
