@@ -25,16 +25,18 @@
 //   the recon block of the tile loop); staging, CS table and softmax are the same. Its chunks
 //   hold 4 KV heads (DeviceLayer::wide_fold_view: up to 32 query heads; warp w then runs the
 //   softmax of heads w, w + 8, ...), or the model's chunks of 8 query heads with
-//   STARKV_NO_WIDE_RECON=1. CS table: each thread's segment starts from an angle exact at the item's start, advanced
-//   by a TT-token rotation per tile; within the segment each token rotates the previous one by one
-//   position's angle, in registers. Staging: two buffers where they fit at two CTAs per SM (a
-//   deeper ring was measured slower, bench/RESULTS.md). The wgmma instances stage a tile by one
-//   2-D tensor copy (TMA) where the layer has tensor maps (LayerView::key_row_maps: fp16 keys,
-//   pages of whole tiles), instead of 256 threads' 16-byte cp.async copies and their address
-//   arithmetic (a fifth of the MHA fold's instructions; the fold now executes 16% fewer,
-//   bench/RESULTS.md, ninth session). Those with a single buffer and registers to spare (one CTA
-//   per SM) refill it as soon as the tile's latents are in registers (kEarlyRefill).
-#pragma once
+//   STARKV_NO_WIDE_RECON=1. CS table: each thread's segment starts from an angle exact at the
+//   item's start, advanced by a TT-token rotation per tile; within the segment each token rotates
+//   the previous one by one position's angle, in registers. Staging: two buffers where they fit at
+//   two CTAs per SM (a deeper ring was measured slower, bench/RESULTS.md). The wgmma instances
+//   stage a tile by one 2-D tensor copy (TMA) where the layer has tensor maps
+//   (LayerView::key_row_maps: fp16 keys, pages of whole tiles), instead of 256 threads' 16-byte
+//   cp.async copies and their address arithmetic (a fifth of the MHA fold's instructions; the fold
+//   now executes 16% fewer, bench/RESULTS.md, ninth session). Those with a single buffer and
+//   registers to spare (one CTA per SM) refill it as soon as the tile's latents are in registers
+//   (kEarlyRefill). Folding fp16 layers at padded key rank 16 or 32, whose second buffer does not
+//   fit beside AB at two CTAs per SM, run the paired instance where the batch allows (kPaired, see
+//   fold_paired_layout): one CTA per SM, two work items of a query sharing AB, two buffers each.
 
 #include <cstdint>
 #include <type_traits>
