@@ -85,8 +85,8 @@ cudaError_t configure_fold_kernels(int bytes) {
 }
 
 bool fold_uses_tensor_staging(const LayerView& fold_layer, const ModelView& model) {
-  // (The maps are encoded for the model's chunks of fp16 keys, not for the wide recon chunks.)
-  return fold_layer.recon_keys == 0 && fold_uses_wgmma(fold_layer, model);
+  // (The maps are encoded for fp16 keys, in the model's chunks and in the wide recon chunks.)
+  return fold_uses_wgmma(fold_layer, model);
 }
 
 bool fold_runs_narrow(const LayerView& wide_fold_layer, const ModelView& model) {

@@ -136,22 +136,26 @@ class CudaBackend : public Backend {
       // MHA layers whose quantized keys fold on the narrow wgmma instances (padded rank <= 32)
       // take chunks of 4 heads too, unless STARKV_NO_NARROW_FOLD=1 (kernels::fold_narrow says
       // why).
+      bool wide = false;  // whether fold_view is now the wide one (its chunks' tensor maps)
       if (layer->fold_view.recon_keys != 0 && layer->has_wide_fold_view &&
           !env_flag("STARKV_NO_WIDE_RECON")) {
         layer->fold_view = layer->wide_fold_view;
         layer->fold_view.recon_keys = 1;
+        wide = true;
       } else if (layer->fold_view.recon_keys == 0 && layer->has_wide_fold_view &&
                  !env_flag("STARKV_NO_NARROW_FOLD") &&
                  kernels::fold_runs_narrow(layer->wide_fold_view, storage->model.view)) {
         layer->fold_view = layer->wide_fold_view;
+        wide = true;
       }
-      // The fold stages each tile by one tensor copy where its tensor maps exist (fp16 keys in the
-      // model's chunks) and it runs the wgmma instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1
-      // keeps cp.async.
+      // The fold stages each tile by one tensor copy where its tensor maps exist (fp16 keys, in
+      // the model's chunks or in the wide chunks of reconstructed keys) and it runs the wgmma
+      // instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1 keeps cp.async.
+      const DeviceBuffer& maps = wide ? layer->wide_fold_row_maps : layer->fold_row_maps;
       layer->fold_view.key_row_maps = nullptr;
-      if (layer->fold_row_maps.bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
+      if (maps.bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
           kernels::fold_uses_tensor_staging(layer->fold_view, storage->model.view)) {
-        layer->fold_view.key_row_maps = layer->fold_row_maps.get<uint8_t>();
+        layer->fold_view.key_row_maps = maps.get<uint8_t>();
       }
       const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
       layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&

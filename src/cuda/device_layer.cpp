@@ -562,21 +562,26 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
     // Made for fp16 keys without a scale region whose staged row is a box row (at most 256 4-byte
     // elements), and pages of whole 64-token tiles; the backend attaches them where the fold runs
     // its wgmma instances (64-token tiles).
-    const int32_t fold_stride =
-        fold_view.raw_key_bytes + fold_view.raw_value_bytes + fold_view.raw_scale_bytes;
-    if (fold_view.keys_fp16 && scale_bytes == 0 &&
-        page_tokens % kernels::kFoldTensorTileTokens == 0 && fold_stride % 16 == 0 &&
-        fold_stride <= 1024) {
-      std::vector<uint8_t> maps(static_cast<size_t>(model.n_chunks) * 128);
-      bool ok = true;
-      for (int32_t c = 0; ok && c < model.n_chunks; ++c) {
-        const kernels::ChunkInfo& pb = parts[static_cast<size_t>(c * max_parts)];
-        ok = encode_row_map(rows.get<uint8_t>() + pb.x, (pb.y - pb.x) / 4, n_pages * page_tokens,
+    // The same for the wide chunks of reconstructed fp16 keys, below (wide_fold_row_maps): the
+    // recon fold 250 -> 237 us, the Llama-3-like 75% fp16 step 379 -> 368 us at b16 x 32K
+    // (bench/RESULTS.md, sixteenth session).
+    auto encode_fold_maps = [&](const kernels::LayerView& fv, const kernels::ChunkInfo* chunk_parts,
+                                int32_t n_chunks, int32_t parts_per_chunk, DeviceBuffer* out) {
+      const int32_t fold_stride = fv.raw_key_bytes + fv.raw_value_bytes + fv.raw_scale_bytes;
+      if (!fv.keys_fp16 || scale_bytes != 0 || page_tokens % kernels::kFoldTensorTileTokens != 0 ||
+          fold_stride % 16 != 0 || fold_stride > 1024)
+        return;
+      std::vector<uint8_t> maps(static_cast<size_t>(n_chunks) * 128);
+      for (int32_t c = 0; c < n_chunks; ++c) {
+        const kernels::ChunkInfo& pb = chunk_parts[static_cast<size_t>(c * parts_per_chunk)];
+        if (!encode_row_map(rows.get<uint8_t>() + pb.x, (pb.y - pb.x) / 4, n_pages * page_tokens,
                             row_bytes, fold_stride / 4, kernels::kFoldTensorTileTokens,
-                            maps.data() + 128 * static_cast<size_t>(c));
+                            maps.data() + 128 * static_cast<size_t>(c)))
+          return;
       }
-      if (ok) fold_row_maps = upload(maps, stream);
-    }
+      *out = upload(maps, stream);
+    };
+    encode_fold_maps(fold_view, parts.data(), model.n_chunks, max_parts, &fold_row_maps);
 
     // Chunks of 4 KV heads (DeviceLayer::wide_fold_view). fp16 keys (GQA only: MHA fp16 keys
     // keep the model's chunks, see kernels::fold_narrow): each stages the byte span of its KV
@@ -614,6 +619,7 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
       wide_fold_view.raw_value_bytes =
           wide_slack + odd_units(wide_keys + wide_slack + scale_bytes);
       has_wide_fold_view = true;
+      encode_fold_maps(wide_fold_view, wide.data(), n_wide, 1, &wide_fold_row_maps);
     } else if (!fold_view.keys_fp16) {
       // Quantized keys: each wide chunk stages the code bytes of its KV heads' channels (and the
       // scale region, as every fold view) and decodes them into a tile whose columns give each

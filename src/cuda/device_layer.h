@@ -55,6 +55,7 @@ struct DeviceLayer {
   // The fold's tensor maps (kernels::LayerView::key_row_maps), when the layer allows them (empty
   // otherwise); the backend decides whether fold_view uses them.
   DeviceBuffer fold_row_maps;
+  DeviceBuffer wide_fold_row_maps;  // the same for wide_fold_view's chunks (fp16 keys)
   DeviceBuffer blocks, channel_block, key_columns, head_keys, head_values, chunks, chunk_slot_base;
   DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_items, score_part_bytes,
       value_block_bytes, score_chunk_info, score_key_columns, score_head_keys, key_row_offset,
