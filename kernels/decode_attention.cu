@@ -82,8 +82,10 @@ __host__ __device__ inline SmemLayout smem_layout(int head_dim, int rope_pairs, 
   o = align16(o + sizeof(float) * heads);
   s.probs = o;
   o = align16(o + sizeof(__half) * heads * kTileStride);
+  // (+ 32 bytes of slack: decode_range reads whole groups of 8 latents, up to 28 bytes past a
+  // block's last one, which the last token's row would take from lk while it is being written.)
   s.raw = o;
-  o = align16(o + static_cast<size_t>(T) * raw_bytes_per_token);
+  o = align16(o + static_cast<size_t>(T) * raw_bytes_per_token + 32);
   s.lk = o;
   o = align16(o + sizeof(__half) * T * key_stride);
   s.lvt = o;
