@@ -985,16 +985,22 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // Always kWgHeads heads per warpgroup, so that no branch separates a wgmma from its wait
       // (the compiler serializes wgmmas across data-dependent branches).
       constexpr int kWgHeads = kCtaHeads / 2;
-      // Head i's wgmmas are issued before head i - 1's scores are taken; score_head(i, d) takes
-      // head i's scores from its accumulators d.
-      auto score_heads = [&](auto&& score_head) {
+      // Head i's wgmmas are issued before head i - 1's scores are taken; load_head(i) runs before
+      // the wait for head i's wgmmas, so that what does not depend on them (its latents' loads
+      // behind a shared-memory head record and a shuffle, a fifth of the Llama-2-like fp16 fold's
+      // stall samples when they followed the wait) overlaps them. It bought little: the fold 403 ->
+      // 401 us, the step 0.5% (bench/RESULTS.md, sixteenth session). score_head(i, d) takes head
+      // i's scores from its accumulators d.
+      auto score_heads = [&](auto&& load_head, auto&& score_head) {
         issue(wg, acc[0]);
 #pragma unroll
         for (int i = 0; i < kWgHeads; ++i) {
           if (i + 1 < kWgHeads) {
             issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
+            load_head(i);
             wgmma_wait<1>();
           } else {
+            load_head(i);
             wgmma_wait<0>();
           }
           wgmma_pin(acc[i & 1]);
@@ -1020,13 +1026,12 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           sync_tile();
           stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
         }
-        score_heads([&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, w0[i], w1[i]); });
+        score_heads([](int) {},
+                    [&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, w0[i], w1[i]); });
       } else {
-        score_heads([&](int i, float(&d)[NR / 2]) {
-          uint32_t l0[NR / 8], l1[NR / 8];
-          load_latents(wg + 2 * i, l0, l1);
-          score(wg + 2 * i, d, l0, l1);
-        });
+        uint32_t l0[NR / 8], l1[NR / 8];  // head i's latents, loaded while its wgmmas run
+        score_heads([&](int i) { load_latents(wg + 2 * i, l0, l1); },
+                    [&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, l0, l1); });
       }
     } else {
       // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
