@@ -150,12 +150,16 @@ class CudaBackend : public Backend {
       }
       // The fold stages each tile by one tensor copy where its tensor maps exist (fp16 keys, in
       // the model's chunks or in the wide chunks of reconstructed keys) and it runs the wgmma
-      // instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1 keeps cp.async.
-      const DeviceBuffer& maps = wide ? layer->wide_fold_row_maps : layer->fold_row_maps;
+      // instances (64-token tiles); STARKV_NO_TENSOR_STAGING=1 keeps cp.async. (Keys
+      // reconstructed in the model's chunks, STARKV_NO_WIDE_RECON=1, keep cp.async too: that
+      // comparison path was measured and tested with it.)
+      const DeviceBuffer* maps = wide                               ? &layer->wide_fold_row_maps
+                                 : layer->fold_view.recon_keys == 0 ? &layer->fold_row_maps
+                                                                    : nullptr;
       layer->fold_view.key_row_maps = nullptr;
-      if (maps.bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
+      if (maps != nullptr && maps->bytes() > 0 && !env_flag("STARKV_NO_TENSOR_STAGING") &&
           kernels::fold_uses_tensor_staging(layer->fold_view, storage->model.view)) {
-        layer->fold_view.key_row_maps = maps.get<uint8_t>();
+        layer->fold_view.key_row_maps = maps->get<uint8_t>();
       }
       const size_t fold = kernels::fold_scores_smem_bytes(layer->fold_view, storage->model.view);
       layer->use_fold = layer->use_split && fold <= static_cast<size_t>(max_smem_) &&
