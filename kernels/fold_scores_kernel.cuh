@@ -79,6 +79,12 @@ static_assert(kFoldMaxHeads % kWarps == 0, "the softmax gives each warp the same
 // Query heads a CTA may score: recon, up to a wide chunk's; else one chunk's (kHeads).
 __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kFoldMaxHeads : kHeads; }
 
+// Whether the kernel defers each tile's softmax into the next tile (see kDeferSoftmax): the wgmma
+// instances that fold the query at padded key rank 48 or 64. Their scores then take two buffers.
+__host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad) {
+  return wgmma && !recon && rank_pad > 32;
+}
+
 __host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
   return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + 8);
 }
@@ -108,7 +114,8 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   f.cs = o;
   o = align16(o + (overlay && lk_bytes > cs_bytes ? lk_bytes : cs_bytes));
   f.sc = o;
-  o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens);
+  o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens *
+                      (fold_defers_softmax(wgmma, recon, max_rkp) ? 2 : 1));
   if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
   o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
@@ -567,8 +574,56 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       __syncthreads();
     }
   };
+  // Online softmax of the tile starting at tile_t0 from its scores scb: warp = head, lane = tokens
+  // lane and lane + 32.
+  auto softmax_tile = [&](int tile_t0, const float* scb) {
+    const int nv = item.end - tile_t0 < TT ? item.end - tile_t0 : TT;
+#pragma unroll
+    for (int j = 0; j < kHeadsPerWarp; ++j) {
+      const int h = warp + j * kWarps;
+      if (h >= nh) break;
+      const float s0 = lane < nv ? scb[h * TT + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < nv ? scb[h * TT + 32 + lane] : -INFINITY;
+      float tmax = fmaxf(s0, s1);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+      const float new_max = fmaxf(run_max[j], tmax);
+      const float alpha = exp_ftz(run_max[j] - new_max);
+      const float p0 = lane < nv ? exp_ftz(s0 - new_max) : 0.0f;
+      const float p1 = TT > 32 && lane + 32 < nv ? exp_ftz(s1 - new_max) : 0.0f;
+      // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
+      // after the last tile).
+      run_sum[j] = run_sum[j] * alpha + (p0 + p1);
+      run_max[j] = new_max;
+      const int64_t row0 = (static_cast<int64_t>(item_index) * batch.tiles_per_item +
+                            ((tile_t0 - item.start) >> 5)) *
+                               model.n_heads +
+                           g0 * qpk + h;
+      batch.probs[row0 * T + lane] = __float2half_rn(p0);
+      if (lane == 0) batch.tile_max[row0] = new_max;
+      if (TT > 32 && nv > T) {
+        const int64_t row1 = row0 + model.n_heads;
+        batch.probs[row1 * T + lane] = __float2half_rn(p1);
+        if (lane == 0) batch.tile_max[row1] = new_max;
+      }
+    }
+  };
+  // kDeferSoftmax (the wgmma instances that fold the query at padded key rank 48 or 64, one CTA
+  // per SM): a tile's softmax runs during the next tile, right after its first head's wgmmas are
+  // issued (see score_heads), so that its shuffles and exponentials overlap the tensor cores
+  // instead of standing between two tiles' MMAs (FlashAttention-3 overlaps softmax and MMAs within
+  // a warpgroup likewise); the scores alternate between two buffers. Llama-2-like fp16, b16 x 32K:
+  // 60% 1223 -> 1197 us, 50% 1645 -> 1600. At rank 32, with two CTAs (or the paired fold's two
+  // halves) per SM to hide the softmax already, it gained nothing (75%: 795 -> 791 us) or lost
+  // (batch 64: 3181 -> 3224; 4/3 bits: 1439 -> 1458). bench/RESULTS.md, eighteenth session.
+  constexpr bool kDeferSoftmax = fold_defers_softmax(kWgmma, kRecon, NR);
+  int pending_t0 = -1;  // the tile whose softmax is still to run (kDeferSoftmax)
+  const float* pending_sc = sc;
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
+    // This tile's scores (kDeferSoftmax: buffer 0 or 1 by tile parity).
+    float* sct =
+        sc + (kDeferSoftmax ? ((t0 - item.start) / TT & 1) * fold_max_heads(kRecon) * TT : 0);
     const bool more = t0 + TT < item.end;
     if (more && two_buffers) {
       if (tensor_staging) {
@@ -978,8 +1033,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           t1 += (grp & 1) ? e1[3] : e1[2];
         }
         if (tq == (grp >> 1) && h < nh) {
-          sc[h * TT + w4 * 16 + grp] = t0;
-          sc[h * TT + w4 * 16 + grp + 8] = t1;
+          sct[h * TT + w4 * 16 + grp] = t0;
+          sct[h * TT + w4 * 16 + grp + 8] = t1;
         }
       };
       // Always kWgHeads heads per warpgroup, so that no branch separates a wgmma from its wait
@@ -993,6 +1048,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // i's scores from its accumulators d.
       auto score_heads = [&](auto&& load_head, auto&& score_head) {
         issue(wg, acc[0]);
+        if (kDeferSoftmax && pending_t0 >= 0) softmax_tile(pending_t0, pending_sc);
 #pragma unroll
         for (int i = 0; i < kWgHeads; ++i) {
           if (i + 1 < kWgHeads) {
@@ -1129,8 +1185,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
 #pragma unroll
       for (int m = 0; m < MPW; ++m) {
         if (tq == (grp >> 1)) {  // the lane that holds the diagonal (see rank_blocks)
-          sc[h * TT + (MPW * mp + m) * 16 + grp] = s[m][0];
-          sc[h * TT + (MPW * mp + m) * 16 + grp + 8] = s[m][1];
+          sct[h * TT + (MPW * mp + m) * 16 + grp] = s[m][0];
+          sct[h * TT + (MPW * mp + m) * 16 + grp + 8] = s[m][1];
         }
       }
     }
@@ -1147,38 +1203,19 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       }
     }
 
-    // Online softmax: warp = head, lane = tokens lane and lane + 32.
-#pragma unroll
-    for (int j = 0; j < kHeadsPerWarp; ++j) {
-      const int h = warp + j * kWarps;
-      if (h >= nh) break;
-      const float s0 = lane < n_valid ? sc[h * TT + lane] : -INFINITY;
-      const float s1 = TT > 32 && lane + 32 < n_valid ? sc[h * TT + 32 + lane] : -INFINITY;
-      float tmax = fmaxf(s0, s1);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
-      const float new_max = fmaxf(run_max[j], tmax);
-      const float alpha = exp_ftz(run_max[j] - new_max);
-      const float p0 = lane < n_valid ? exp_ftz(s0 - new_max) : 0.0f;
-      const float p1 = TT > 32 && lane + 32 < n_valid ? exp_ftz(s1 - new_max) : 0.0f;
-      // The max is the same in every lane, so each lane keeps its own partial sum (reduced once,
-      // after the last tile).
-      run_sum[j] = run_sum[j] * alpha + (p0 + p1);
-      run_max[j] = new_max;
-      const int64_t row0 =
-          (static_cast<int64_t>(item_index) * batch.tiles_per_item + ((t0 - item.start) >> 5)) *
-              model.n_heads +
-          g0 * qpk + h;
-      batch.probs[row0 * T + lane] = __float2half_rn(p0);
-      if (lane == 0) batch.tile_max[row0] = new_max;
-      if (TT > 32 && n_valid > T) {
-        const int64_t row1 = row0 + model.n_heads;
-        batch.probs[row1 * T + lane] = __float2half_rn(p1);
-        if (lane == 0) batch.tile_max[row1] = new_max;
-      }
+    // The softmax of this tile now, or (kDeferSoftmax) once the next tile's first wgmmas are
+    // issued; the last tile's after the loop.
+    if constexpr (kDeferSoftmax) {
+      pending_t0 = t0;
+      pending_sc = sct;
+    } else {
+      softmax_tile(t0, sc);
     }
-    // The next tile's first barrier orders these reads of sc before it is written again.
+    // (Without kDeferSoftmax, the next tile's first barrier orders these reads of sc before it is
+    // written again; with it, the scores alternate between two buffers, and the barrier after a
+    // tile's scores orders the softmax of the tile before it, which ran during those scores.)
   }
+  if (kDeferSoftmax && pending_t0 >= 0) softmax_tile(pending_t0, pending_sc);
 #pragma unroll
   for (int j = 0; j < kHeadsPerWarp; ++j) {
     const int h = warp + j * kWarps;
