@@ -17,7 +17,8 @@
 //   heads): Z = CS . AB on tensor cores (ldmatrix fragments, CS held in registers across heads),
 //   scores = the diagonal of Z times the latents, also on tensor cores (fp16 latents read straight
 //   from the staged rows; quantized ones decoded to an fp16 tile first); then the online softmax
-//   (warp = head) writes fp16 probabilities and the running max per 32-token tile, exactly the
+//   (warp = head; at padded key ranks 48 and 64 on wgmma, during the next tile's MMAs:
+//   kDeferSoftmax) writes fp16 probabilities and the running max per 32-token tile, exactly the
 //   split-mode interface that decode_values_kernel (split_values.cu) consumes.
 //   kRecon = true (GQA, q_per_kv >= 2): the fold would redo the same key's work for each query of
 //   a group, so instead each KV head's keys are reconstructed once, K = L Ut on tensor cores with
