@@ -226,15 +226,16 @@ __device__ __forceinline__ uint32_t latent_pair(const uint8_t* p) {
          static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(p + 2)) << 16;
 }
 
-// One rotary pair (k0, k1) of a reconstructed key rotated by (c, s) = cs, as the packed fp16 pair
-// the score MMA takes: (k0 c - k1 s, k0 s + k1 c) = (k0, k1) (c, c) + (-k1, k0) (s, s), two half2
-// products on the packed keys instead of four fp32 ones and the table's conversion to fp32 (the
-// recon wgmma fold spent 45% of its instructions on RoPE). The keys are rounded to fp16 before
-// the rotation instead of after it: at most one more fp16 rounding per element (|c|, |s| <= 1).
-__device__ __forceinline__ uint32_t rope_half2(float k0, float k1, __half2 cs) {
-  const __half2 k = __floats2half2_rn(k0, k1);
-  const __half2 kn = __floats2half2_rn(-k1, k0);
-  const __half2 r = __hfma2(kn, __high2half2(cs), __hmul2(k, __low2half2(cs)));
+// One rotary pair k = (k0, k1) of a reconstructed key, packed in fp16 as the key's wgmmas
+// accumulate it, rotated by (c, s) = cs into the packed pair the score MMA takes:
+// (k0 c - k1 s, k0 s + k1 c) = (k0, k1) (c, c) + (-k1, k0) (s, s), two half2 products, with
+// (-k1, k0) from one byte permute and one sign flip. (With fp32 accumulators the same rotation
+// took two conversions and a negation more per pair: RoPE was 45% of the recon wgmma fold's
+// instructions.)
+__device__ __forceinline__ uint32_t rope_packed(uint32_t k, __half2 cs) {
+  const uint32_t sw = __byte_perm(k, 0u, 0x1032u) ^ 0x00008000u;  // (-k1, k0)
+  const __half2 r = __hfma2(*reinterpret_cast<const __half2*>(&sw), __high2half2(cs),
+                            __hmul2(*reinterpret_cast<const __half2*>(&k), __low2half2(cs)));
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
@@ -720,9 +721,13 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // holds tokens 16 w4 .. + 15. Per head and half of the dims: K (64 tokens x 64 dims) = L Ut
       // as NR / 16 wgmma.m64n64k16 steps, A = the latents from registers (fp16 keys: the staged
       // row; quantized: the decoded tile; loaded once per head, zero past its padded rank), B =
-      // Ut's core matrices; RoPE on the accumulators (thread: dims 8j + 2tq, + 1 = one rotary
-      // pair, tokens grp, grp + 8, as the mma.sync path's n-tiles), then S += K Q^T on mma.sync
-      // from the accumulators packed to fp16, B = the group's queries.
+      // Ut's core matrices, accumulated in fp16 (each register one rotary pair of one token:
+      // dims 8j + 2tq, + 1 of tokens grp, grp + 8, as the mma.sync path's n-tiles); RoPE on those
+      // packed pairs, then S += K Q^T on mma.sync with the rotated pairs as A fragments, B = the
+      // group's queries. fp16 rather than fp32 accumulators: the key is rounded to fp16 after each
+      // of the NR / 16 k-steps instead of once (the scores MMA takes fp16 either way), and RoPE
+      // takes no conversions: Llama-3-like 75% fp16, b16 x 32K, 363 -> 352 us; 4/3 bits 500 -> 484
+      // (bench/RESULTS.md, twentieth session).
       constexpr int KS = NR / 16;
       constexpr int kWgKv = kReconKvHeads / 2;
       const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
@@ -734,9 +739,9 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       const uint8_t* lat = decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf;
       const int wg_heads = __shfl_sync(0xffffffffu, (ngc - wg + 1) / 2, 0);
       float sacc[kWgKv][4];
-      float acc[32];  // K of one head and half of the dims (each first wgmma overwrites it)
+      uint32_t acc[16];  // K of one head and half of the dims, fp16 pairs (see rope_packed)
 #pragma unroll
-      for (int e = 0; e < 32; ++e) acc[e] = 0.0f;
+      for (int e = 0; e < 16; ++e) acc[e] = 0u;
 #pragma unroll
       for (int j = 0; j < kWgKv; ++j) {
         const int gl = wg + 2 * j;
@@ -776,21 +781,20 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < KS; ++kk)
-            wgmma_m64k16<64>(acc, a[kk], desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
+            wgmma_m64k16_f16<64>(acc, a[kk], desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
           wgmma_commit();
           wgmma_wait<0>();
           wgmma_pin(acc);
-          // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp (acc[4n],
-          // acc[4n + 1]) and grp + 8 (acc[4n + 2], acc[4n + 3]); rotated in half2 on the packed
-          // keys (rope_half2), kr[2n] and kr[2n + 1].
+          // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp (acc[2n])
+          // and grp + 8 (acc[2n + 1]), fp16 pairs; rotated in half2 (rope_packed) into kr[2n] and
+          // kr[2n + 1].
           uint32_t kr[16];
 #pragma unroll
           for (int n = 0; n < 8; ++n) {
             const int p2 = 2 * (32 * dh + 4 * n);
-            kr[2 * n] = rope_half2(acc[4 * n], acc[4 * n + 1],
-                                   *reinterpret_cast<const __half2*>(cs_lo + p2));
-            kr[2 * n + 1] = rope_half2(acc[4 * n + 2], acc[4 * n + 3],
-                                       *reinterpret_cast<const __half2*>(cs_hi + p2));
+            kr[2 * n] = rope_packed(acc[2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
+            kr[2 * n + 1] =
+                rope_packed(acc[2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
           }
           // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
 #pragma unroll
@@ -960,9 +964,13 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // fragments in registers (loaded once per tile), B = AB_h from shared memory (core-matrix
       // tiles: 128 bytes between the two k halves of a step, D / 8 * 128 between rank groups);
       // the next head's wgmmas run while this head's scores, score[t] = sum_r Z[t][r] l_t[r], are
-      // taken from the accumulators in registers on tensor cores (see score; Z rounded to fp16
-      // there as in the mma.sync path: 4% faster than fp32 FMAs, the fold 537 -> 517 us, sixth
-      // session). Ranks past the head's padded rank are not read; AB is zero past its rank.
+      // taken from the accumulators in registers on tensor cores (see score: Z in fp16 as the
+      // mma.sync path rounds it, 4% faster than fp32 FMAs, the fold 537 -> 517 us, sixth session).
+      // The wgmmas accumulate Z in fp16 pairs, which are the score MMA's A fragments as they are:
+      // no conversions, half the accumulator registers (Z is rounded after each of the D / 16
+      // k-steps instead of once). Llama-2-like fp16, b16 x 32K: 60% 1187 -> 1171 us, 50% 1588 ->
+      // 1567, 75% even (bench/RESULTS.md, twentieth session). Ranks past the head's padded rank
+      // are not read; AB is zero past its rank.
       // (Values the branches below depend on are broadcast from lane 0, so that the compiler
       // sees them warp-uniform and keeps the wgmmas asynchronous instead of serializing them.)
       const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0);
@@ -972,18 +980,20 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // each is the base descriptor plus a constant.
       const uint64_t ab_desc = wgmma_desc(static_cast<uint32_t>(__cvta_generic_to_shared(ab)), 128,
                                           (D / 8) * 128);
-      float acc[2][NR / 2];
+      constexpr int kZRegs = NR / 4;  // Z in fp16 pairs (wgmma_m64k16_f16)
+      uint32_t acc[2][kZRegs];
 #pragma unroll
       for (int b = 0; b < 2; ++b)
 #pragma unroll
-        for (int e = 0; e < NR / 2; ++e) acc[b][e] = 0.0f;
-      auto issue = [&](int h, float(&d)[NR / 2]) {
+        for (int e = 0; e < kZRegs; ++e) acc[b][e] = 0u;
+      auto issue = [&](int h, uint32_t(&d)[kZRegs]) {
         const uint64_t head_desc = ab_desc + static_cast<uint64_t>(h * (NR * D / 8));
         wgmma_pin(d);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; ++kk)
-          wgmma_m64k16<NR>(d, af[kk], head_desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
+          wgmma_m64k16_f16<NR>(d, af[kk], head_desc + static_cast<uint64_t>(kk * 16),
+                               kk > 0 ? 1 : 0);
         wgmma_commit();
       };
       // The latents of head h's scores: tokens grp and grp + 8 of the warp's rows, ranks 2tq,
@@ -1014,19 +1024,15 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         }
       };
       // Scores on tensor cores, as the mma.sync path does: per 16 ranks, the two n8 tiles of the
-      // accumulators packed to fp16 are an A fragment (tokens x ranks), and Z L^T with B = the
+      // fp16 accumulators are an A fragment (tokens x ranks), and Z L^T with B = the
       // tokens' latents has the scores on its diagonal: token grp's in lane (grp, grp / 2) of the
       // first product, token grp + 8's in that lane of the second.
-      auto score = [&](int h, float(&d)[NR / 2], const uint32_t(&w0)[NR / 8],
+      auto score = [&](int h, uint32_t(&d)[kZRegs], const uint32_t(&w0)[NR / 8],
                        const uint32_t(&w1)[NR / 8]) {
         float t0 = 0.0f, t1 = 0.0f;
 #pragma unroll
         for (int b = 0; b < NR / 16; ++b) {
-          uint32_t za[4];
-          za[0] = pack_half2(d[8 * b], d[8 * b + 1]);
-          za[1] = pack_half2(d[8 * b + 2], d[8 * b + 3]);
-          za[2] = pack_half2(d[8 * b + 4], d[8 * b + 5]);
-          za[3] = pack_half2(d[8 * b + 6], d[8 * b + 7]);
+          const uint32_t za[4] = {d[4 * b], d[4 * b + 1], d[4 * b + 2], d[4 * b + 3]};
           float e0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
           mma_16816(e0, za, w0[2 * b], w0[2 * b + 1]);
           mma_16816(e1, za, w1[2 * b], w1[2 * b + 1]);
@@ -1084,11 +1090,11 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
         }
         score_heads([](int) {},
-                    [&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, w0[i], w1[i]); });
+                    [&](int i, uint32_t(&d)[kZRegs]) { score(wg + 2 * i, d, w0[i], w1[i]); });
       } else {
         uint32_t l0[NR / 8], l1[NR / 8];  // head i's latents, loaded while its wgmmas run
         score_heads([&](int i) { load_latents(wg + 2 * i, l0, l1); },
-                    [&](int i, float(&d)[NR / 2]) { score(wg + 2 * i, d, l0, l1); });
+                    [&](int i, uint32_t(&d)[kZRegs]) { score(wg + 2 * i, d, l0, l1); });
       }
     } else {
       // Z = CS . AB on tensor cores (two m-tiles per warp share each AB fragment), scores.
@@ -1210,7 +1216,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       pending_t0 = t0;
       pending_sc = sct;
     } else {
-      softmax_tile(t0, sc);
+      softmax_tile(t0, sct);
     }
     // (Without kDeferSoftmax, the next tile's first barrier orders these reads of sc before it is
     // written again; with it, the scores alternate between two buffers, and the barrier after a

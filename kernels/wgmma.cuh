@@ -1,5 +1,5 @@
 // Warpgroup-level tensor-core helpers (sm_90a only): wgmma.mma_async m64nNk16 with fp16 operands,
-// fp32 accumulators, A from registers and B from shared memory through a matrix descriptor.
+// fp16 accumulators, A from registers and B from shared memory through a matrix descriptor.
 // Layouts (PTX ISA, "Asynchronous Warpgroup Level Matrix Multiply-Accumulate"), for warp w of the
 // warpgroup (w = warp index % 4), grp = lane / 4, tq = lane % 4:
 //   A (64 x 16, registers): rows 16w .. 16w + 15 in this warp, in mma.sync m16n8k16's A fragment
@@ -9,7 +9,11 @@
 //     contiguous): the descriptor's leading byte offset is the distance between the two core
 //     matrices of a column group along k, its stride byte offset the distance between column
 //     groups (kernels/wgmma_probe in .device checked this convention on the H200).
-//   D (64 x N, fp32): d[4j], d[4j+1] = D[16w + grp][8j + 2tq, + 1]; d[4j+2], d[4j+3] = row + 8.
+//   D (64 x N, fp16 pairs in N / 4 registers): h[2j] = D[16w + grp][8j + 2tq, + 1], h[2j + 1] =
+//     the same columns of row + 8, i.e. n-tile j's rows grp and grp + 8 packed as mma.sync's fp16
+//     A fragments take them (the fp32 layout's d[4j], d[4j + 1] and d[4j + 2], d[4j + 3]).
+//     The fold needs its products in fp16 anyway; fp16 accumulators spare the conversions and
+//     half the registers (bench/RESULTS.md, twentieth session).
 // The instructions assemble only for sm_90a: the bodies are compiled only where the target has
 // them (__CUDA_ARCH_FEAT_SM90_ALL) and trap anywhere else, where no kernel calls them.
 #pragma once
@@ -64,27 +68,41 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 // Keeps the compiler from moving accesses of an accumulator register across a wgmma issue or wait
 // (the hardware writes it asynchronously, which the compiler cannot see).
 template <int R>
-__device__ __forceinline__ void wgmma_pin(float (&d)[R]) {
+__device__ __forceinline__ void wgmma_pin(uint32_t (&h)[R]) {
 #pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < R; ++i) asm volatile("" : "+r"(h[i])::"memory");
 }
 
-// d (+)= A B for a 64 x N x 16 step: accumulate = 0 overwrites d.
+// h (+)= A B for a 64 x N x 16 step, fp16 accumulators: accumulate = 0 overwrites h.
 template <int N>
-__device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b,
-                                             int accumulate);
+__device__ __forceinline__ void wgmma_m64k16_f16(uint32_t (&h)[N / 4], const uint32_t (&a)[4],
+                                                 uint64_t b, int accumulate);
 
 template <>
-__device__ __forceinline__ void wgmma_m64k16<16>(float (&d)[8], const uint32_t (&a)[4], uint64_t b,
-                                                 int accumulate) {
+__device__ __forceinline__ void wgmma_m64k16_f16<16>(uint32_t (&h)[4], const uint32_t (&a)[4],
+                                                     uint64_t b, int accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k16.f16.f16.f16 "
+      "{%0,%1,%2,%3}, {%4, %5, %6, %7}, %8, p, 1, 1, 0;\n}\n"
+      : "+r"(h[0]), "+r"(h[1]), "+r"(h[2]), "+r"(h[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+#else
+  __trap();
+#endif
+}
+
+template <>
+__device__ __forceinline__ void wgmma_m64k16_f16<32>(uint32_t (&h)[8], const uint32_t (&a)[4],
+                                                     uint64_t b, int accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7}, "
-      "{%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7])
+      "wgmma.mma_async.sync.aligned.m64n32k16.f16.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+      : "+r"(h[0]), "+r"(h[1]), "+r"(h[2]), "+r"(h[3]), "+r"(h[4]), "+r"(h[5]), "+r"(h[6]),
+        "+r"(h[7])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
 #else
   __trap();
@@ -92,57 +110,33 @@ __device__ __forceinline__ void wgmma_m64k16<16>(float (&d)[8], const uint32_t (
 }
 
 template <>
-__device__ __forceinline__ void wgmma_m64k16<32>(float (&d)[16], const uint32_t (&a)[4], uint64_t b,
-                                                 int accumulate) {
+__device__ __forceinline__ void wgmma_m64k16_f16<48>(uint32_t (&h)[12], const uint32_t (&a)[4],
+                                                     uint64_t b, int accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %17, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n48k16.f16.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11}, {%12, %13, %14, %15}, %16, p, 1, 1, 0;\n}\n"
+      : "+r"(h[0]), "+r"(h[1]), "+r"(h[2]), "+r"(h[3]), "+r"(h[4]), "+r"(h[5]), "+r"(h[6]),
+        "+r"(h[7]), "+r"(h[8]), "+r"(h[9]), "+r"(h[10]), "+r"(h[11])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+#else
+  __trap();
+#endif
+}
+
+template <>
+__device__ __forceinline__ void wgmma_m64k16_f16<64>(uint32_t (&h)[16], const uint32_t (&a)[4],
+                                                     uint64_t b, int accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+      "wgmma.mma_async.sync.aligned.m64n64k16.f16.f16.f16 "
       "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, "
       "{%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
-#else
-  __trap();
-#endif
-}
-
-template <>
-__device__ __forceinline__ void wgmma_m64k16<48>(float (&d)[24], const uint32_t (&a)[4], uint64_t b,
-                                                 int accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23}, "
-      "{%24, %25, %26, %27}, %28, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
-        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
-#else
-  __trap();
-#endif
-}
-
-template <>
-__device__ __forceinline__ void wgmma_m64k16<64>(float (&d)[32], const uint32_t (&a)[4], uint64_t b,
-                                                 int accumulate) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,"
-      "%24,%25,%26,%27,%28,%29,%30,%31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
-        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),
-        "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+r"(h[0]), "+r"(h[1]), "+r"(h[2]), "+r"(h[3]), "+r"(h[4]), "+r"(h[5]), "+r"(h[6]),
+        "+r"(h[7]), "+r"(h[8]), "+r"(h[9]), "+r"(h[10]), "+r"(h[11]), "+r"(h[12]), "+r"(h[13]),
+        "+r"(h[14]), "+r"(h[15])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
 #else
   __trap();
