@@ -739,9 +739,6 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       const uint8_t* lat = decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf;
       const int wg_heads = __shfl_sync(0xffffffffu, (ngc - wg + 1) / 2, 0);
       float sacc[kWgKv][4];
-      uint32_t acc[16];  // K of one head and half of the dims, fp16 pairs (see rope_packed)
-#pragma unroll
-      for (int e = 0; e < 16; ++e) acc[e] = 0u;
 #pragma unroll
       for (int j = 0; j < kWgKv; ++j) {
         const int gl = wg + 2 * j;
@@ -772,29 +769,43 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         // Query rows: head lane & 7 of the group, else the zero row (as the mma.sync path).
         const int qh = (lane & 7) < qpk && gl < ngc ? gl * qpk + (lane & 7) : kFoldMaxHeads;
         const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
+        // Both halves' wgmmas are issued before the first half's RoPE, so that the second half's
+        // run during it (two accumulator sets: fp16 makes room for them). Llama-3-like fp16,
+        // b16 x 32K: 353 -> 348 us, 50% 600 -> 583 (bench/RESULTS.md, twentieth session).
+        uint32_t acc[2][16];  // K of one head, dims half dh: fp16 pairs (see rope_packed); each
+                              // half's first wgmma overwrites its set (no initial values)
+        wgmma_pin(acc[0]);
+        wgmma_pin(acc[1]);
+        wgmma_fence();
 #pragma unroll
         for (int dh = 0; dh < 2; ++dh) {
           // (16-byte units: head gl's Ut at gl D NR halves, dims half dh at 8 dim groups of NR / 8
           // core matrices, k-step kk at two core matrices.)
           const uint64_t desc = ut_desc + static_cast<uint64_t>(gl * (D * NR / 8) + dh * NR * 8);
-          wgmma_pin(acc);
-          wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < KS; ++kk)
-            wgmma_m64k16_f16<64>(acc, a[kk], desc + static_cast<uint64_t>(kk * 16), kk > 0 ? 1 : 0);
+            wgmma_m64k16_f16<64>(acc[dh], a[kk], desc + static_cast<uint64_t>(kk * 16),
+                                 kk > 0 ? 1 : 0);
           wgmma_commit();
-          wgmma_wait<0>();
-          wgmma_pin(acc);
-          // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp (acc[2n])
-          // and grp + 8 (acc[2n + 1]), fp16 pairs; rotated in half2 (rope_packed) into kr[2n] and
-          // kr[2n + 1].
+        }
+#pragma unroll
+        for (int dh = 0; dh < 2; ++dh) {
+          if (dh == 0) {
+            wgmma_wait<1>();
+          } else {
+            wgmma_wait<0>();
+          }
+          wgmma_pin(acc[dh]);
+          // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp
+          // (acc[dh][2n]) and grp + 8 (acc[dh][2n + 1]), fp16 pairs; rotated in half2
+          // (rope_packed) into kr[2n] and kr[2n + 1].
           uint32_t kr[16];
 #pragma unroll
           for (int n = 0; n < 8; ++n) {
             const int p2 = 2 * (32 * dh + 4 * n);
-            kr[2 * n] = rope_packed(acc[2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
+            kr[2 * n] = rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
             kr[2 * n + 1] =
-                rope_packed(acc[2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
+                rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
           }
           // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
 #pragma unroll
@@ -981,9 +992,14 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       const uint64_t ab_desc = wgmma_desc(static_cast<uint32_t>(__cvta_generic_to_shared(ab)), 128,
                                           (D / 8) * 128);
       constexpr int kZRegs = NR / 4;  // Z in fp16 pairs (wgmma_m64k16_f16)
-      uint32_t acc[2][kZRegs];
+      // Heads whose wgmmas are issued ahead of the scores: two where the CTA has the SM to itself
+      // (NR > 32: no other CTA's warps hide their latency), else one. Llama-2-like fp16, b16 x
+      // 32K: 50% 1566 -> 1538 us, 60% even; two ahead at 75% (the paired fold) and batch 64 was
+      // 0.5-1.5% slower (bench/RESULTS.md, twentieth session).
+      constexpr int kAhead = NR > 32 ? 2 : 1;
+      uint32_t acc[kAhead + 1][kZRegs];
 #pragma unroll
-      for (int b = 0; b < 2; ++b)
+      for (int b = 0; b < kAhead + 1; ++b)
 #pragma unroll
         for (int e = 0; e < kZRegs; ++e) acc[b][e] = 0u;
       auto issue = [&](int h, uint32_t(&d)[kZRegs]) {
@@ -1054,20 +1070,24 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // 401 us, the step 0.5% (bench/RESULTS.md, sixteenth session). score_head(i, d) takes head
       // i's scores from its accumulators d.
       auto score_heads = [&](auto&& load_head, auto&& score_head) {
-        issue(wg, acc[0]);
+#pragma unroll
+        for (int i = 0; i < kAhead && i < kWgHeads; ++i) issue(wg + 2 * i, acc[i]);
         if (kDeferSoftmax && pending_t0 >= 0) softmax_tile(pending_t0, pending_sc);
 #pragma unroll
         for (int i = 0; i < kWgHeads; ++i) {
-          if (i + 1 < kWgHeads) {
-            issue(wg + 2 * (i + 1), acc[(i + 1) & 1]);
-            load_head(i);
+          if (i + kAhead < kWgHeads) issue(wg + 2 * (i + kAhead), acc[(i + kAhead) % (kAhead + 1)]);
+          load_head(i);
+          // Head i's group done; the later heads' (at most kAhead) may still run.
+          const int later = kWgHeads - 1 - i < kAhead ? kWgHeads - 1 - i : kAhead;
+          if (later >= 2) {
+            wgmma_wait<2>();
+          } else if (later == 1) {
             wgmma_wait<1>();
           } else {
-            load_head(i);
             wgmma_wait<0>();
           }
-          wgmma_pin(acc[i & 1]);
-          score_head(i, acc[i & 1]);
+          wgmma_pin(acc[i % (kAhead + 1)]);
+          score_head(i, acc[i % (kAhead + 1)]);
         }
       };
       if (kEarlyRefill && more && !two_buffers) {
