@@ -992,10 +992,10 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       const uint64_t ab_desc = wgmma_desc(static_cast<uint32_t>(__cvta_generic_to_shared(ab)), 128,
                                           (D / 8) * 128);
       constexpr int kZRegs = NR / 4;  // Z in fp16 pairs (wgmma_m64k16_f16)
-      // Heads whose wgmmas are issued ahead of the scores: two where the CTA has the SM to itself
-      // (NR > 32: no other CTA's warps hide their latency), else one. Llama-2-like fp16, b16 x
-      // 32K: 50% 1566 -> 1538 us, 60% even; two ahead at 75% (the paired fold) and batch 64 was
-      // 0.5-1.5% slower (bench/RESULTS.md, twentieth session).
+      // Heads whose wgmmas are issued ahead of the scores: two where the CTA's 8 warps have the
+      // SM to themselves (NR > 32), else one (16 warps per SM: two CTAs or the paired halves).
+      // Llama-2-like fp16, b16 x 32K: 50% 1566 -> 1538 us, 60% even; two ahead at 75% (the paired
+      // fold) and batch 64 was 0.5-1.5% slower (bench/RESULTS.md, twentieth session).
       constexpr int kAhead = NR > 32 ? 2 : 1;
       uint32_t acc[kAhead + 1][kZRegs];
 #pragma unroll
