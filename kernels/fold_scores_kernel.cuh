@@ -790,11 +790,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         }
 #pragma unroll
         for (int dh = 0; dh < 2; ++dh) {
-          if (dh == 0) {
-            wgmma_wait<1>();
-          } else {
-            wgmma_wait<0>();
-          }
+          wgmma_wait_pending(1 - dh);  // (the second half's group may still run)
           wgmma_pin(acc[dh]);
           // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp
           // (acc[dh][2n]) and grp + 8 (acc[dh][2n + 1]), fp16 pairs; rotated in half2
@@ -1078,14 +1074,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           if (i + kAhead < kWgHeads) issue(wg + 2 * (i + kAhead), acc[(i + kAhead) % (kAhead + 1)]);
           load_head(i);
           // Head i's group done; the later heads' (at most kAhead) may still run.
-          const int later = kWgHeads - 1 - i < kAhead ? kWgHeads - 1 - i : kAhead;
-          if (later >= 2) {
-            wgmma_wait<2>();
-          } else if (later == 1) {
-            wgmma_wait<1>();
-          } else {
-            wgmma_wait<0>();
-          }
+          wgmma_wait_pending(kWgHeads - 1 - i < kAhead ? kWgHeads - 1 - i : kAhead);
           wgmma_pin(acc[i % (kAhead + 1)]);
           score_head(i, acc[i % (kAhead + 1)]);
         }

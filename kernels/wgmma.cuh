@@ -59,6 +59,18 @@ __device__ __forceinline__ void wgmma_wait() {
 #endif
 }
 
+// wgmma_wait<n> for an n known only after unrolling (0, 1, or 2 and more meaning 2): callers in
+// unrolled pipelines name how many of their later groups may stay in flight.
+__device__ __forceinline__ void wgmma_wait_pending(int n) {
+  if (n >= 2) {
+    wgmma_wait<2>();
+  } else if (n == 1) {
+    wgmma_wait<1>();
+  } else {
+    wgmma_wait<0>();
+  }
+}
+
 // Shared memory written by ordinary stores, read next by wgmma (the async proxy): each writing
 // thread runs this before the barrier that publishes the data.
 __device__ __forceinline__ void fence_proxy_async_shared() {
