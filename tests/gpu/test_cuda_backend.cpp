@@ -617,18 +617,18 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // ---- the fold kernel's wgmma instances (sm_90a) -------------------------------------------------
 // On an H100 / H200 the fold of a head_dim-128 layer whose fp16 keys are folded (MHA, or GQA with
 // STARKV_NO_RECON) runs on warpgroup MMAs (kernels/sm90a/fold_scores_wgmma.cu) when the layer's
-// padded key rank is 16, 32, 48 or 64, and quantized keys' when it is 48 or 64 (ranks up to 45
-// at 3/4 bits, up to 64 at 4/4: decoded first into a tile that shares the CS table's space);
-// elsewhere, and for quantized keys of lower ranks (up to 29 at 3/4 bits), the mma.sync kernel
-// runs. Each padded rank, heads of unequal and odd ranks (latents at 2-byte offsets, padding ranks
-// past a head's rank), a last chunk of fewer than 8 heads, pages that tiles cross. The tolerances
-// are the other split-path tests' (the scores round Z to fp16 as there). With fp16 keys and pages
-// of whole 64-token tiles (page 64, or 128: tiles at two offsets in a page) the fold stages each
-// tile by one tensor copy (LayerView::key_row_maps); pages of 16 tokens keep cp.async. Where the
-// fp16 keys' padded rank is 16 or 32, tensor-staged, and the batch's work items pair up within
-// their queries, the paired instance runs (one CTA scoring two items with one AB; ncu counted 3 of
-// this suite's and the small-tile suite's 26 fold launches on it,
-// bench/results-2026-12-03s15/call4); STARKV_NO_PAIRED_FOLD=1 runs the others.
+// padded key rank is 16, 32, 48 or 64, and so does quantized keys' (at 16 and 32 in chunks of 4
+// heads, kNarrow), decoded first into a tile that shares the CS table's space. The cases at 2/8
+// and 3/16 bits take the decode's general paths (a 2-bit plan, 16-bit outlier blocks), 3/4 and
+// 4/4 its fast kinds and pairs. Each padded rank, heads of unequal and odd ranks (latents at
+// 2-byte offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages
+// that tiles cross. The tolerances are the other split-path tests' (the scores round Z to fp16 as
+// there). With fp16 keys and pages of whole 64-token tiles (page 64, or 128: tiles at two offsets
+// in a page) the fold stages each tile by one tensor copy (LayerView::key_row_maps); pages of 16
+// tokens keep cp.async. Where the fp16 keys' padded rank is 16 or 32, tensor-staged, and the
+// batch's work items pair up within their queries, the paired instance runs (one CTA scoring two
+// items with one AB; ncu counted 3 of this suite's and the small-tile suite's 26 fold launches on
+// it, bench/results-2026-12-03s15/call4); STARKV_NO_PAIRED_FOLD=1 runs the others.
 
 // Key ranks top, top - 3, top - 6, top, ... for G heads: odd and even ranks, so that heads' latents
 // start at 2-byte offsets and pad differently.
@@ -689,7 +689,8 @@ INSTANTIATE_TEST_SUITE_P(
                       WgmmaFoldCase{16, 45, 16, 16, 16}, WgmmaFoldCase{20, 64, 16, 16, 64},
                       WgmmaFoldCase{12, 32, 16, 16, 16}, WgmmaFoldCase{20, 29, 3, 4, 64},
                       WgmmaFoldCase{32, 26, 16, 16, 128}, WgmmaFoldCase{20, 45, 3, 4, 64},
-                      WgmmaFoldCase{16, 64, 4, 4, 16}));
+                      WgmmaFoldCase{16, 64, 4, 4, 16}, WgmmaFoldCase{12, 32, 2, 8, 64},
+                      WgmmaFoldCase{12, 61, 3, 16, 16}, WgmmaFoldCase{16, 62, 3, 4, 64}));
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
 // GQA layers reconstruct keys in chunks of 4 KV heads (up to 32 query heads per CTA,
