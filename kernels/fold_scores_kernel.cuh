@@ -315,10 +315,16 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // the head's rank up to hk.z (its 16-padded rank), see device_layer.cpp.
   float* qf = reinterpret_cast<float*>(cs);                // [nh][D]
   int4* hks = reinterpret_cast<int4*>(qf + kHeads * D);   // [ngc]: HeadKeyInfo x, y, z, w
-  static_assert(kHeads * D * 4 + kHeads * 16 <= 32 * (D + 8) * 2, "qf and hks fit the CS table");
+  int2* kcols = reinterpret_cast<int2*>(hks + kHeads);    // [ngc]: KeyColumns (quantized keys)
+  static_assert(kHeads * D * 4 + kHeads * 24 <= 32 * (D + 8) * 2,
+                "qf, hks, kcols fit the CS table");
   if (builds_ab && tid < ngc) {
     const HeadKeyInfo hk = layer.head_keys[g0 + tid];
     hks[tid] = make_int4(hk.x, hk.y, hk.z, hk.w);
+    if (decode) {
+      const KeyColumns kc = KeyColumns::unpack(layer.key_group_columns[g0 + tid]);
+      kcols[tid] = make_int2(kc.n_outlier, kc.gap);
+    }
   }
   for (int idx = tid; builds_ab && !kRecon && idx < nh * D; idx += kThreads) {
     const int h = idx / D, d = idx - h * D;
@@ -339,6 +345,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     __half* qs = ab + recon_ut_halves(D, rkp_max);
     // kWgmma: UT[gl] in no-swizzle core matrices instead (8 dims x 8 ranks, 128 contiguous bytes;
     // NR / 8 of them along the ranks per group of 8 dims): the B operand of K = L Ut's wgmmas.
+    // Quantized keys: rank r in column KeyColumns::column(r), as the decoded tile holds it (16-byte
+    // stores where the map is the identity, else half by half; its gap columns zero).
     // Every KV-head slot of the CTA is written (zeros past the chunk's heads): a warpgroup runs its
     // first head even past the chunk, on zeros (see the recon wgmma block).
     const int n_heads_ut = kWgmma ? kReconKvHeads : ngc;
@@ -360,9 +368,26 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         const int idx = i0 + b * kThreads;
         if (idx < n_items) {
           const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
-          __half* dst = kWgmma ? ut + gl * D * rkp_max + ((d >> 3) * g8 + u) * 64 + (d & 7) * 8
-                               : ut + (gl * D + d) * UTS + 8 * u;
-          *reinterpret_cast<uint4*>(dst) = v[b];
+          const int2 kc = decode && gl < ngc ? kcols[gl] : make_int2(0, 0);
+          if (kc.y == 0) {
+            __half* dst = kWgmma ? ut + gl * D * rkp_max + ((d >> 3) * g8 + u) * 64 + (d & 7) * 8
+                                 : ut + (gl * D + d) * UTS + 8 * u;
+            *reinterpret_cast<uint4*>(dst) = v[b];
+          } else {
+            auto at = [&](int c) {  // column c of dim d
+              return kWgmma ? ut + gl * D * rkp_max + ((d >> 3) * g8 + (c >> 3)) * 64 +
+                                  (d & 7) * 8 + (c & 7)
+                            : ut + (gl * D + d) * UTS + c;
+            };
+            const KeyColumns cols{kc.x, kc.y};
+            const __half* e = reinterpret_cast<const __half*>(&v[b]);
+#pragma unroll
+            for (int k = 0; k < 8; ++k) {
+              const int c = cols.column(8 * u + k);
+              if (c < rkp_max) *at(c) = e[k];
+              if (8 * u + k >= kc.x && 8 * u + k < kc.x + kc.y) *at(8 * u + k) = __float2half(0.0f);
+            }
+          }
         }
       }
     }
@@ -404,23 +429,40 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         if (j < n_items) {
           const int h = j / g8, u = j - h * g8;
           const int rank = hks[h / qpk].y;
+          const int2 kc = decode ? kcols[h / qpk] : make_int2(0, 0);
+          const KeyColumns cols{kc.x, kc.y};
           const float q0 = qf[h * D + 2 * i], q1 = qf[h * D + 2 * i + 1];
           const __half* a0 = reinterpret_cast<const __half*>(&u0[b]);
           const __half* a1 = reinterpret_cast<const __half*>(&u1[b]);
-          // wgmma: rank r = 8u + k and dims 2i, 2i + 1 in core matrices of 8 ranks x 8 dims (128
-          // contiguous bytes), D / 8 of them along the dims per group of 8 ranks.
+          // Column c = rank r = 8u + k (quantized keys: cols.column(r), the decoded tile's order,
+          // see KeyColumns; its gap columns zero) and dims 2i, 2i + 1; wgmma: in core matrices of
+          // 8 columns x 8 dims (128 contiguous bytes), D / 8 of them along the dims per group of 8
+          // columns.
+          auto at = [&](int c) {
+            return kWgmma ? ab + (h * rkp_max + (c & ~7)) * D + (i >> 2) * 64 + 2 * (i & 3) +
+                                (c & 7) * 8
+                          : ab + (h * rkp_max + c) * DS + 2 * i;
+          };
           constexpr int kRankStep = kWgmma ? 8 : DS;
           __half* dst = kWgmma ? ab + (h * rkp_max + 8 * u) * D + (i >> 2) * 64 + 2 * (i & 3)
                                : ab + (h * rkp_max + 8 * u) * DS + 2 * i;
 #pragma unroll
           for (int k = 0; k < 8; ++k) {
+            const int r = 8 * u + k;
             float a = 0.0f, c = 0.0f;
-            if (8 * u + k < rank) {
+            if (r < rank) {
               const float x0 = __half2float(a0[k]), x1 = __half2float(a1[k]);
               a = q0 * x0 + q1 * x1;
               c = q1 * x0 - q0 * x1;
             }
-            *reinterpret_cast<__half2*>(dst + k * kRankStep) = __floats2half2_rn(a, c);
+            if (kc.y == 0) {
+              *reinterpret_cast<__half2*>(dst + k * kRankStep) = __floats2half2_rn(a, c);
+            } else {
+              const int col = cols.column(r);
+              if (col < rkp_max) *reinterpret_cast<__half2*>(at(col)) = __floats2half2_rn(a, c);
+              if (r >= kc.x && r < kc.x + kc.y)  // (r as a column: a gap column)
+                *reinterpret_cast<__half2*>(at(r)) = __floats2half2_rn(0.0f, 0.0f);
+            }
           }
         }
       }
@@ -464,7 +506,11 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   const int32_t* pages = batch.pages + batch.page_offsets[item.query];
   const int pt = model.page_tokens;
   const int4 pb = layer.part_bytes[chunk * layer.max_value_parts];
-  // Quantized keys: each (KV head, 8-channel group) resolved to its blocks once (GroupPlan).
+  auto key_columns_of = [&](int gl) {  // (KV head gl of the chunk; quantized keys)
+    return KeyColumns::unpack(layer.key_group_columns[g0 + gl]);
+  };
+  // Quantized keys: each (KV head, decode group: 8 channels, see KeyColumns) resolved to its blocks
+  // once (GroupPlan).
   const int scale_shift = layer.raw_key_bytes + layer.raw_value_bytes - layer.scale_base;
   const int gpr = rkp_max / 8;  // plan slots per KV head
   GroupPlan* plans = reinterpret_cast<GroupPlan*>(hsm + L.plans);
@@ -473,13 +519,16 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       const int gl = idx / gpr, u = idx - gl * gpr;
       const HeadKeyInfo hk = layer.head_keys[g0 + gl];
       const int kch = layer.key_channel[g0 + gl];
-      if (8 * u < hk.y) plans[idx] = plan_group(layer, -pb.x, scale_shift, kch + 8 * u, kch + hk.y);
+      const KeyColumns kc = key_columns_of(gl);
+      if (u < kc.n_groups(hk.y))
+        plans[idx] =
+            plan_group(layer, -pb.x, scale_shift, kch + kc.first(u), kch + kc.end(u, hk.y));
     }
     // The pairs a lane decodes together (see the decode loop), chosen once per CTA: from each KV
     // head's first group on, a group that pairs with the next is marked and the next skipped.
     __syncthreads();
     for (int gl = tid; gl < ngc; gl += kThreads) {
-      const int n_groups = (layer.head_keys[g0 + gl].y + 7) / 8;
+      const int n_groups = key_columns_of(gl).n_groups(layer.head_keys[g0 + gl].y);
       GroupPlan* gp = plans + gl * gpr;
       for (int u = 0; u + 1 < n_groups; ++u) {
         if (decode_pair_is_fast(gp[u], gp[u + 1])) {
@@ -492,7 +541,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // Quantized keys: the decode units of a tile, listed once (each warp then takes units warp,
   // warp + 8, ... straight from the list instead of walking every KV head's key info through
   // global loads). Unit = (KV head with its own key group, 32-token half): x = its first plan
-  // slot | token half << 16, y = its first lk column, z = its first channel, w = its end channel.
+  // slot | token half << 16 | its decode groups << 24, y = its first lk column, z = its first
+  // channel, w = its end channel.
   // A lane decodes all of its token's groups of the head, adjacent whole 3- or 4-bit groups in
   // pairs (decode_fast_pair_of). A joint key group shared by several KV heads is decoded once.
   // (Units of one 8-channel group each fetched a unit and a plan and dispatched per group; per
@@ -510,7 +560,10 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         prev_col = hk.x;
         if (hk.y <= 0) continue;
         const int kch = layer.key_channel[g0 + gl];
-        if (tid == 0) units[n_units] = make_int4(gl * gpr | th << 16, hk.x, kch, kch + hk.y);
+        if (tid == 0) {
+          const int n_groups = key_columns_of(gl).n_groups(hk.y);
+          units[n_units] = make_int4(gl * gpr | th << 16 | n_groups << 24, hk.x, kch, kch + hk.y);
+        }
         ++n_units;
       }
     }
@@ -690,12 +743,12 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       // decoded halves into the head's columns.
       for (int i = warp; i < n_units; i += kWarps) {
         const int4 un = units[i];
-        const int t = 32 * (un.x >> 16) + lane;
+        const int t = 32 * ((un.x >> 16) & 0xff) + lane;
         const uint8_t* r = rbuf + t * rstride;
         const bool valid = t < n_valid;
         const GroupPlan* gp = plans + (un.x & 0xffff);
         __half* dst = lk + t * ks + un.y;
-        const int n_groups = (un.w - un.z + 7) / 8;
+        const int n_groups = un.x >> 24;
         for (int u = 0; u < n_groups;) {
           if (gp[u].b.w == kPlanPairsWithNext) {
             uint4 z0, z1;
@@ -704,6 +757,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
             *reinterpret_cast<uint4*>(dst + 8 * u + 8) = z1;
             u += 2;
           } else {
+            // (The channels passed on are those of group u where KeyColumns is the identity; only
+            // a group that touches a 16-bit block reads them, and then it is.)
             *reinterpret_cast<uint4*>(dst + 8 * u) = decode_planned_group(
                 layer, gp[u], r, -pb.x, scale_shift, un.z + 8 * u, un.w, valid);
             u += 1;

@@ -102,6 +102,37 @@ __device__ __forceinline__ int plan_kind(int sb, int bits) {
   return kPlanGeneric;
 }
 
+// The columns of a quantized key group in the fold's decoded key tile. Each key group is an outlier
+// block (its first n_outlier channels, e.g. 4-bit) and an inlier block (the rest, e.g. 3-bit).
+// Decoded in 8-channel groups from the key group's first channel, the group holding the outlier
+// block's end straddles both blocks and takes the boundary decode (two windows, two scales, a
+// merge); at 4/3 bits such groups cost the Llama-2-like fold 4% of its time and 9% of its
+// instructions (bench/RESULTS.md, twenty-first session). So where the outlier block does not end on
+// a multiple of 8, each block is decoded in whole groups from its own start instead, and the tile
+// (and the up-projection's rank order that the kernels pair with it: AB's columns, Ut's rows)
+// takes `gap` zero columns between the blocks: rank r is column r below n_outlier, r + gap past
+// it. The host chooses it per KV head (pack_key_group_columns, LayerView::key_group_columns): only
+// where both blocks are quantized and it takes no more groups than the identity, so that the
+// columns fit the group's padded rank (an extra partial group cost what the boundary group saved,
+// Llama-2-like 50% 4/3); else the identity (gap 0, n_outlier 0).
+struct KeyColumns {
+  int n_outlier;  // ranks kept in place (0 for the identity)
+  int gap;        // zero columns after them
+
+  __device__ __forceinline__ static KeyColumns unpack(int packed) {
+    return KeyColumns{packed & 255, packed >> 8};
+  }
+  __device__ __forceinline__ int column(int r) const { return r < n_outlier ? r : r + gap; }
+  __device__ __forceinline__ int n_groups(int rank) const { return (rank + gap + 7) / 8; }
+  // Decode group u: ranks [first(u), end(u)) of the key group, at columns 8u ...
+  __device__ __forceinline__ int first(int u) const {
+    return 8 * u < n_outlier ? 8 * u : 8 * u - gap;
+  }
+  __device__ __forceinline__ int end(int u, int rank) const {
+    return 8 * u < n_outlier ? n_outlier : rank;
+  }
+};
+
 // Halves [k0, k1) of z, the rest +0.
 __device__ __forceinline__ uint4 keep_halves(uint4 z, int k0, int k1) {
   z.x &= halves_below(k1, 0) & ~halves_below(k0, 0);

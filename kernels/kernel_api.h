@@ -21,6 +21,19 @@ constexpr int kScoreHeadsPerCta = 32;  // query heads per CTA of the split mode'
 constexpr int kReconKvHeadsPerCta = kAttnHeadsPerCta / 2;
 constexpr int kFoldMaxHeads = kReconKvHeadsPerCta * kAttnHeadsPerCta;
 
+// The columns of a quantized key group in the fold's decoded key tile (KeyColumns in
+// group_decode.cuh, which says why): n_outlier | gap << 8 where the group's outlier block (its
+// first n_outlier of rank channels) and inlier block are both quantized, the outlier block does
+// not end on a multiple of 8 and decoding each block in whole groups of 8 from its own start takes
+// no more groups than decoding the group from its first channel; else 0 (the identity).
+inline int32_t pack_key_group_columns(int32_t n_outlier, int32_t rank, bool both_quantized) {
+  const int32_t outlier_groups = (n_outlier + 7) / 8, inlier_groups = (rank - n_outlier + 7) / 8;
+  if (!both_quantized || n_outlier <= 0 || n_outlier >= rank || n_outlier % 8 == 0 ||
+      outlier_groups + inlier_groups > (rank + 7) / 8)
+    return 0;
+  return n_outlier | (8 * outlier_groups - n_outlier) << 8;
+}
+
 // One block of a row (row_layout.h BlockLayout, flattened for the device).
 struct DevBlock {
   int32_t first_channel;
@@ -124,6 +137,9 @@ struct LayerView {
   // every key block of the layer is fp16.
   const int32_t* key_row_offset;
   const int32_t* key_channel;  // per KV head: first latent channel of its key group
+  // Fold kernel, quantized keys: per KV head, the decoded key tile's columns for its key group
+  // (pack_key_group_columns; 0: the identity). nullptr in views the fold does not take.
+  const int32_t* key_group_columns;
   int32_t keys_fp16;
   // Fold kernel, GQA layers: 1 when it reconstructs each KV head's keys once (K = L Ut on tensor
   // cores, RoPE on the accumulators, scores for the head's query group by a second MMA) instead of

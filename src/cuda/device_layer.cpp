@@ -532,11 +532,24 @@ DeviceLayer::DeviceLayer(const Profile& profile, int32_t layer, const DeviceMode
         row_offset[static_cast<size_t>(g)] = d.x + 2 * d.y;
       }
     }
+    // The decoded key tile's columns of each KV head's key group (quantized keys; see
+    // kernels::pack_key_group_columns).
+    std::vector<int32_t> group_columns(static_cast<size_t>(G), 0);
+    for (int32_t g = 0; g < G; ++g) {
+      int32_t koff = 0;
+      const FactorGroup& kg = group_of_head(lp.keys, g, D, &koff);
+      const GroupLayout& gl = layout.key_groups[static_cast<size_t>(&kg - lp.keys.data())];
+      const bool both_quantized = gl.outlier.bits < 16 && gl.inlier.bits < 16;
+      group_columns[static_cast<size_t>(g)] =
+          kernels::pack_key_group_columns(gl.outlier.n_channels, kg.rank, both_quantized);
+    }
     key_row_offset = upload(row_offset, stream);
     key_channel = upload(head_key_channel, stream);
+    key_group_columns = upload(group_columns, stream);
     fold_view = v;
     fold_view.key_row_offset = key_row_offset.get<int32_t>();
     fold_view.key_channel = key_channel.get<int32_t>();
+    fold_view.key_group_columns = key_group_columns.get<int32_t>();
     fold_view.keys_fp16 = all_fp16 && key_width > 0 ? 1 : 0;
     // fp16 keys are read straight from the staged rows, a head's ranks up to its padded rank
     // (those past its rank meet exactly-zero columns of Z). The reads past a head's staged bytes

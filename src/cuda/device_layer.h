@@ -59,7 +59,7 @@ struct DeviceLayer {
   DeviceBuffer blocks, channel_block, key_columns, head_keys, head_values, chunks, chunk_slot_base;
   DeviceBuffer key_ut, value_up, groups, down, part_bytes, proj_items, score_part_bytes,
       value_block_bytes, score_chunk_info, score_key_columns, score_head_keys, key_row_offset,
-      key_channel, wide_fold_part_bytes, wide_fold_head_keys;
+      key_channel, key_group_columns, wide_fold_part_bytes, wide_fold_head_keys;
   // Split mode (score kernel + value kernel): chosen by the backend for layers with several head
   // chunks, where the fused kernel would decode the value latents once per chunk.
   bool use_split = false;
