@@ -25,11 +25,12 @@ constexpr int kFoldMaxHeads = kReconKvHeadsPerCta * kAttnHeadsPerCta;
 // group_decode.cuh, which says why): n_outlier | gap << 8 where the group's outlier block (its
 // first n_outlier of rank channels) and inlier block are both quantized, the outlier block does
 // not end on a multiple of 8 and decoding each block in whole groups of 8 from its own start takes
-// no more groups than decoding the group from its first channel; else 0 (the identity).
+// no more groups than decoding the group from its first channel; else 0 (the identity). (n_outlier
+// takes 8 bits: a joint key group with more outlier channels keeps the identity.)
 inline int32_t pack_key_group_columns(int32_t n_outlier, int32_t rank, bool both_quantized) {
   const int32_t outlier_groups = (n_outlier + 7) / 8, inlier_groups = (rank - n_outlier + 7) / 8;
   if (!both_quantized || n_outlier <= 0 || n_outlier >= rank || n_outlier % 8 == 0 ||
-      outlier_groups + inlier_groups > (rank + 7) / 8)
+      n_outlier > 255 || outlier_groups + inlier_groups > (rank + 7) / 8)
     return 0;
   return n_outlier | (8 * outlier_groups - n_outlier) << 8;
 }
