@@ -697,15 +697,15 @@ INSTANTIATE_TEST_SUITE_P(
 // not end on a multiple of 8 and that takes no more 8-channel groups than the identity.
 TEST(KeyGroupColumns, BlocksDecodedInWholeGroupsWhereNoGroupIsAdded) {
   using starkv::kernels::pack_key_group_columns;
-  EXPECT_EQ(pack_key_group_columns(5, 26, true), 5 | 3 << 8);   // (5) (8 8) (5): 4 groups
-  EXPECT_EQ(pack_key_group_columns(7, 38, true), 7 | 1 << 8);   // (7) (8 8 8 7): 5 groups
-  EXPECT_EQ(pack_key_group_columns(10, 51, true), 0);           // 2 + 6 groups against 7
-  EXPECT_EQ(pack_key_group_columns(6, 32, true), 0);            // 1 + 4 groups against 4
-  EXPECT_EQ(pack_key_group_columns(8, 26, true), 0);            // no group straddles the blocks
-  EXPECT_EQ(pack_key_group_columns(0, 26, true), 0);            // no outlier block
-  EXPECT_EQ(pack_key_group_columns(26, 26, true), 0);           // no inlier block
-  EXPECT_EQ(pack_key_group_columns(5, 26, false), 0);           // a 16-bit block
-  EXPECT_EQ(pack_key_group_columns(261, 1300, true), 0);        // n_outlier past its 8 bits
+  EXPECT_EQ(pack_key_group_columns(5, 26, true), 5 | 3 << 8);  // (5) (8 8) (5): 4 groups
+  EXPECT_EQ(pack_key_group_columns(7, 38, true), 7 | 1 << 8);  // (7) (8 8 8 7): 5 groups
+  EXPECT_EQ(pack_key_group_columns(10, 51, true), 0);          // 2 + 6 groups against 7
+  EXPECT_EQ(pack_key_group_columns(6, 32, true), 0);           // 1 + 4 groups against 4
+  EXPECT_EQ(pack_key_group_columns(8, 26, true), 0);           // no group straddles the blocks
+  EXPECT_EQ(pack_key_group_columns(0, 26, true), 0);           // no outlier block
+  EXPECT_EQ(pack_key_group_columns(26, 26, true), 0);          // no inlier block
+  EXPECT_EQ(pack_key_group_columns(5, 26, false), 0);          // a 16-bit block
+  EXPECT_EQ(pack_key_group_columns(261, 1300, true), 0);       // n_outlier past its 8 bits
 }
 
 // ---- the fold kernel's wide chunks for reconstructed keys ---------------------------------------
