@@ -315,15 +315,14 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // the head's rank up to hk.z (its 16-padded rank), see device_layer.cpp.
   float* qf = reinterpret_cast<float*>(cs);                // [nh][D]
   int4* hks = reinterpret_cast<int4*>(qf + kHeads * D);   // [ngc]: HeadKeyInfo x, y, z, w
-  int2* kcols = reinterpret_cast<int2*>(hks + kHeads);    // [ngc]: KeyColumns (quantized keys)
-  static_assert(kHeads * D * 4 + kHeads * 24 <= 32 * (D + 8) * 2,
+  KeyColumns* kcols = reinterpret_cast<KeyColumns*>(hks + kHeads);  // [ngc] (quantized keys)
+  static_assert(kHeads * D * 4 + kHeads * (sizeof(int4) + sizeof(KeyColumns)) <= 32 * (D + 8) * 2,
                 "qf, hks, kcols fit the CS table");
   if (builds_ab && tid < ngc) {
     const HeadKeyInfo hk = layer.head_keys[g0 + tid];
     hks[tid] = make_int4(hk.x, hk.y, hk.z, hk.w);
     if (decode) {
-      const KeyColumns kc = KeyColumns::unpack(layer.key_group_columns[g0 + tid]);
-      kcols[tid] = make_int2(kc.n_outlier, kc.gap);
+      kcols[tid] = KeyColumns::unpack(layer.key_group_columns[g0 + tid]);
     }
   }
   for (int idx = tid; builds_ab && !kRecon && idx < nh * D; idx += kThreads) {
@@ -368,8 +367,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         const int idx = i0 + b * kThreads;
         if (idx < n_items) {
           const int gl = idx / (D * g8), rem = idx - gl * D * g8, d = rem / g8, u = rem - d * g8;
-          const int2 kc = decode && gl < ngc ? kcols[gl] : make_int2(0, 0);
-          if (kc.y == 0) {
+          const KeyColumns cols = decode && gl < ngc ? kcols[gl] : KeyColumns{0, 0};
+          if (cols.gap == 0) {
             __half* dst = kWgmma ? ut + gl * D * rkp_max + ((d >> 3) * g8 + u) * 64 + (d & 7) * 8
                                  : ut + (gl * D + d) * UTS + 8 * u;
             *reinterpret_cast<uint4*>(dst) = v[b];
@@ -379,13 +378,12 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
                                   (d & 7) * 8 + (c & 7)
                             : ut + (gl * D + d) * UTS + c;
             };
-            const KeyColumns cols{kc.x, kc.y};
             const __half* e = reinterpret_cast<const __half*>(&v[b]);
 #pragma unroll
             for (int k = 0; k < 8; ++k) {
               const int c = cols.column(8 * u + k);
               if (c < rkp_max) *at(c) = e[k];
-              if (8 * u + k >= kc.x && 8 * u + k < kc.x + kc.y) *at(8 * u + k) = __float2half(0.0f);
+              if (cols.is_gap(8 * u + k)) *at(8 * u + k) = __float2half(0.0f);
             }
           }
         }
@@ -429,8 +427,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         if (j < n_items) {
           const int h = j / g8, u = j - h * g8;
           const int rank = hks[h / qpk].y;
-          const int2 kc = decode ? kcols[h / qpk] : make_int2(0, 0);
-          const KeyColumns cols{kc.x, kc.y};
+          const KeyColumns cols = decode ? kcols[h / qpk] : KeyColumns{0, 0};
           const float q0 = qf[h * D + 2 * i], q1 = qf[h * D + 2 * i + 1];
           const __half* a0 = reinterpret_cast<const __half*>(&u0[b]);
           const __half* a1 = reinterpret_cast<const __half*>(&u1[b]);
@@ -455,12 +452,12 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
               a = q0 * x0 + q1 * x1;
               c = q1 * x0 - q0 * x1;
             }
-            if (kc.y == 0) {
+            if (cols.gap == 0) {
               *reinterpret_cast<__half2*>(dst + k * kRankStep) = __floats2half2_rn(a, c);
             } else {
               const int col = cols.column(r);
               if (col < rkp_max) *reinterpret_cast<__half2*>(at(col)) = __floats2half2_rn(a, c);
-              if (r >= kc.x && r < kc.x + kc.y)  // (r as a column: a gap column)
+              if (cols.is_gap(r))  // (r as a column)
                 *reinterpret_cast<__half2*>(at(r)) = __floats2half2_rn(0.0f, 0.0f);
             }
           }

@@ -123,6 +123,10 @@ struct KeyColumns {
     return KeyColumns{packed & 255, packed >> 8};
   }
   __device__ __forceinline__ int column(int r) const { return r < n_outlier ? r : r + gap; }
+  // Whether column c is one of the gap's zero columns.
+  __device__ __forceinline__ bool is_gap(int c) const {
+    return c >= n_outlier && c < n_outlier + gap;
+  }
   __device__ __forceinline__ int n_groups(int rank) const { return (rank + gap + 7) / 8; }
   // Decode group u: ranks [first(u), end(u)) of the key group, at columns 8u ...
   __device__ __forceinline__ int first(int u) const {
