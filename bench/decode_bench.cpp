@@ -7,7 +7,8 @@
 // profile builder makes one (identity factors at full rank, fp16, LayerProfile::compressed false),
 // which the backend attends with its dense kernels (STARKV_NO_DENSE=1: with the low-rank ones),
 // fp16 only. --shape smollm2-135m (H=9, G=3, D=64) runs a small model's layer (only on request);
-// --batch N and --context N replace the lists of batches and contexts.
+// --batch N and --context N replace the lists of batches and contexts; --peak GB/s sets the HBM
+// peak of the %peak column (default: the device's memory clock x 2 x bus width).
 //
 // Protocol (DESIGN §5): CUDA events around each decode_step_run, median of >= 20 timed runs after
 // 3 warm-up runs; before every timed run a 256 MB buffer is overwritten so that L2 (50 MB) holds
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only_shape, only_comp, only_bits;
   int32_t only_batch = 0, only_context = 0;  // 0: the default lists
+  double peak_gbs = 0.0;                     // 0: from the device (see below)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
       out_path = argv[++i];
@@ -182,6 +184,8 @@ int main(int argc, char** argv) {
       only_batch = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--context") && i + 1 < argc)
       only_context = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--peak") && i + 1 < argc)
+      peak_gbs = std::atof(argv[++i]);
   }
   FILE* out = std::fopen(out_path.c_str(), "w");
   if (!out) return 1;
@@ -194,9 +198,31 @@ int main(int argc, char** argv) {
   std::printf("# device: %s, %d SMs, L2 %d MB, %.1f GB; driver API %d, runtime %d\n", prop.name,
               prop.multiProcessorCount, prop.l2CacheSize >> 20,
               static_cast<double>(prop.totalGlobalMem) / 1e9, driver, runtime);
+  // The HBM peak that the %peak column divides by: --peak GB/s, else the device's memory clock x 2
+  // (double data rate) x bus width: an H200 reports 3201 MHz and 6016 bits, 4814 GB/s
+  // (bench/results-2026-12-03s22/call7). The tables in bench/RESULTS.md pass the datasheet figure
+  // (4800 for an H200, 3350 for an H100 SXM) to merge_results.py.
+  if (peak_gbs <= 0.0) {
+    int clock_khz = 0, bus_bits = 0;
+    if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess &&
+        cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess &&
+        clock_khz > 0 && bus_bits > 0) {
+      peak_gbs = 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / 1e9;
+      std::printf(
+          "# %%peak: of %.0f GB/s (memory clock %d MHz x 2 x %d-bit bus; --peak to override)\n",
+          peak_gbs, clock_khz / 1000, bus_bits);
+    } else {
+      (void)cudaGetLastError();
+      peak_gbs = 3350.0;
+      std::printf("# %%peak: of 3350 GB/s (an H100 SXM; the device reports no memory clock)\n");
+    }
+  } else {
+    std::printf("# %%peak: of %.0f GB/s (--peak)\n", peak_gbs);
+  }
   std::fprintf(out,
-               "{\"kind\":\"env\",\"device\":\"%s\",\"sms\":%d,\"driver\":%d,\"runtime\":%d}\n",
-               prop.name, prop.multiProcessorCount, driver, runtime);
+               "{\"kind\":\"env\",\"device\":\"%s\",\"sms\":%d,\"driver\":%d,\"runtime\":%d,"
+               "\"peak_gbs\":%.0f}\n",
+               prop.name, prop.multiProcessorCount, driver, runtime, peak_gbs);
   // Read by the backend at pool creation: uncompressed layers then take the low-rank kernels.
   const char* no_dense_env = std::getenv("STARKV_NO_DENSE");
   const bool no_dense =
@@ -334,7 +360,7 @@ int main(int argc, char** argv) {
             const double gbs = bytes / (us * 1e-6) / 1e9;
             std::printf("%-10s %-4s %-5s %5d %7d %10.1f %10.1f %8.0f %8.1f%%\n", shape.name,
                         comp.name, bit.name, batch, context, bytes / 1e6, us, gbs,
-                        100.0 * gbs / 3350.0);
+                        100.0 * gbs / peak_gbs);
             std::fprintf(
                 out,
                 "{\"kind\":\"starkv\",\"shape\":\"%s\",\"H\":%d,\"G\":%d,\"D\":%d,"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Merges decode_bench (starkv) and sdpa_baseline.py (dense) results into one table.
 usage: merge_results.py starkv_results.jsonl sdpa_results.jsonl [--gpu nvidia-smi.csv] [--md table.md]
-                        [--peak GB/s]   (HBM peak for the % column: 3350 H100 SXM, 4800 H200)"""
+                        [--peak GB/s]   (HBM peak for the % column: 3350 H100 SXM, 4800 H200;
+                                         default: decode_bench's, from the device, else 3350)"""
 import json
 import sys
 
@@ -19,8 +20,12 @@ def load(path):
 def main():
     sk, dense = load(sys.argv[1]), load(sys.argv[2])
     md = sys.argv[sys.argv.index("--md") + 1] if "--md" in sys.argv else None
-    peak = float(sys.argv[sys.argv.index("--peak") + 1]) if "--peak" in sys.argv else PEAK_GBS
     envs = [r for r in sk + dense if r["kind"].startswith("env")]
+    device_peaks = [r["peak_gbs"] for r in envs if r.get("peak_gbs")]
+    if "--peak" in sys.argv:
+        peak = float(sys.argv[sys.argv.index("--peak") + 1])
+    else:
+        peak = float(device_peaks[0]) if device_peaks else PEAK_GBS
     best = {}
     for r in dense:
         if r["kind"] != "sdpa":
