@@ -86,8 +86,25 @@ __host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, i
   return wgmma && !recon && rank_pad > 32;
 }
 
-__host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp) {
-  return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + 8);
+// Floats per head row of the tile's scores: the recon wgmma block's stores (lanes tq = 0..3 write
+// heads 2tq + e of one token) would hit one bank four times at a stride of the tile (64 floats);
+// 4 floats more put them in distinct banks.
+__host__ __device__ constexpr int score_row_floats(int tokens, bool wgmma, bool recon) {
+  return tokens + (wgmma && recon ? 4 : 0);
+}
+
+// (wgmma: Ut in core matrices, unpadded; mma.sync: rows padded by 8 halves for ldmatrix.)
+__host__ __device__ inline size_t recon_ut_halves(int head_dim, int max_rkp, bool wgmma) {
+  return static_cast<size_t>(kReconKvHeads) * head_dim * (max_rkp + (wgmma ? 0 : 8));
+}
+
+// The slot of rotary pair p in a CS row: p, or in the recon wgmma's order (cs_order) the slot
+// where lane tq's pairs 32 dh + 4n + tq (n = 0..7, see the recon wgmma block) lie at
+// 32 dh + 8 tq + n, contiguous: two 16-byte loads per half of the dims and token instead of eight
+// 4-byte ones. (With rows of head_dim + 8 halves, 272 bytes, a quarter-warp's 16-byte loads, 2
+// tokens x 4 lanes, hit distinct banks.)
+__host__ __device__ constexpr int cs_slot(int p, bool cs_order) {
+  return cs_order ? 32 * (p >> 5) + 8 * (p & 3) + ((p >> 2) & 7) : p;
 }
 
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
@@ -98,13 +115,14 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   f.buffers = buffers;
   size_t o = 0;
   // AB[head][rank][D + 8]; wgmma: AB[head] in core-matrix tiles (see the kernel), unpadded;
-  // recon: UT[KV head][D][max_rkp + 8], then Q[kFoldMaxHeads + 1][D + 8]
+  // recon: UT[KV head][D][max_rkp + 8] (wgmma: core matrices, unpadded), then
+  // Q[kFoldMaxHeads + 1][D + 8]
   f.ab = o;
-  o = align16(o + sizeof(__half) * (recon ? recon_ut_halves(head_dim, max_rkp) +
-                                                (kFoldMaxHeads + 1) *
-                                                    static_cast<size_t>(head_dim + 8)
-                                          : cta_heads * static_cast<size_t>(max_rkp) *
-                                                (head_dim + (wgmma ? 0 : 8))));
+  o = align16(
+      o + sizeof(__half) *
+              (recon ? recon_ut_halves(head_dim, max_rkp, wgmma) +
+                           (kFoldMaxHeads + 1) * static_cast<size_t>(head_dim + 8)
+                     : cta_heads * static_cast<size_t>(max_rkp) * (head_dim + (wgmma ? 0 : 8))));
   // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
   // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
   // shared memory, which rank-64 layers of 8 heads need (AB 128 KB and a 65 KB decoded tile).
@@ -115,7 +133,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   f.cs = o;
   o = align16(o + (overlay && lk_bytes > cs_bytes ? lk_bytes : cs_bytes));
   f.sc = o;
-  o = align16(o + sizeof(float) * fold_max_heads(recon) * tokens *
+  o = align16(o + sizeof(float) * fold_max_heads(recon) * score_row_floats(tokens, wgmma, recon) *
                       (fold_defers_softmax(wgmma, recon, max_rkp) ? 2 : 1));
   if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
@@ -265,6 +283,10 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // single staging buffer before the tile's MMAs (see the wgmma block).
   constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
+  // The recon wgmma's CS table in its readers' order (cs_slot) at padded key ranks up to 32.
+  // Llama-3-like 75%, b16 x 32K: fp16 345.1 -> 343.6 us, 4/3 bits 474.1 -> 469.9; at ranks 48
+  // and 64 it spilled registers and gained nothing (bench/RESULTS.md, twenty-third session).
+  constexpr bool kCsOrder = kRecon && kWgmma && NR <= 32;
   extern __shared__ __align__(16) uint8_t smem[];
   // kPaired: two halves of kThreads, each scoring its own work item (the pair's, see below).
   const int half = kPaired ? static_cast<int>(threadIdx.x) / kThreads : 0;
@@ -341,7 +363,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     // permuted dims (B fragments of the score MMA), row kFoldMaxHeads zero (padding heads of a group).
     const int UTS = rkp_max + 8;
     __half* ut = ab;
-    __half* qs = ab + recon_ut_halves(D, rkp_max);
+    __half* qs = ab + recon_ut_halves(D, rkp_max, kWgmma);
     // kWgmma: UT[gl] in no-swizzle core matrices instead (8 dims x 8 ranks, 128 contiguous bytes;
     // NR / 8 of them along the ranks per group of 8 dims): the B operand of K = L Ut's wgmmas.
     // Quantized keys: rank r in column KeyColumns::column(r), as the decoded tile holds it (16-byte
@@ -484,7 +506,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   const int pi = tid % P, seg = tid / P;
   float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f, ec = 1.0f, es = 0.0f;
   {
-    __half* dst = cs + seg * TPS * DS + 2 * pi;
+    __half* dst = cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder);
     if (pi < rp) {
       const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
       const float2 r = exact_rotation(TT, model.inv_freq[pi]);
@@ -628,14 +650,15 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   };
   // Online softmax of the tile starting at tile_t0 from its scores scb: warp = head, lane = tokens
   // lane and lane + 32.
+  constexpr int SCR = score_row_floats(TT, kWgmma, kRecon);  // floats per head row of sc
   auto softmax_tile = [&](int tile_t0, const float* scb) {
     const int nv = item.end - tile_t0 < TT ? item.end - tile_t0 : TT;
 #pragma unroll
     for (int j = 0; j < kHeadsPerWarp; ++j) {
       const int h = warp + j * kWarps;
       if (h >= nh) break;
-      const float s0 = lane < nv ? scb[h * TT + lane] : -INFINITY;
-      const float s1 = TT > 32 && lane + 32 < nv ? scb[h * TT + 32 + lane] : -INFINITY;
+      const float s0 = lane < nv ? scb[h * SCR + lane] : -INFINITY;
+      const float s1 = TT > 32 && lane + 32 < nv ? scb[h * SCR + 32 + lane] : -INFINITY;
       float tmax = fmaxf(s0, s1);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
@@ -694,7 +717,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     if (tensor_staging && !two_buffers && !kEarlyRefill && more)
       prefetch_fold_tensor(row_map, pages, pt, cursor);
     if (pi < rp) {
-      __half* dst = cs + seg * TPS * DS + 2 * pi;
+      __half* dst = cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder);
       float c = bc, sn = bs;
 #pragma unroll
       for (int k = 0; k < TPS; ++k) {
@@ -707,7 +730,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       bc = nc;
       bs = ns;
     } else if (overlay) {  // the decoded tile overwrote the previous tile's (1, 0) pairs
-      __half* dst = cs + seg * TPS * DS + 2 * pi;
+      __half* dst = cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder);
       for (int k = 0; k < TPS; ++k)
         *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
     }
@@ -783,9 +806,9 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       constexpr int KS = NR / 16;
       constexpr int kWgKv = kReconKvHeads / 2;
       const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), w4 = warp & 3;
-      const __half* qs = ab + recon_ut_halves(D, rkp_max);
+      const __half* qs = ab + recon_ut_halves(D, rkp_max, kWgmma);
       const uint64_t ut_desc = wgmma_desc(shared_address(ab), 128, (NR / 8) * 128);
-      const __half* cs_lo = cs + (w4 * 16 + grp) * DS + 2 * tq;
+      const __half* cs_lo = cs + (w4 * 16 + grp) * DS + 2 * cs_slot(tq, kCsOrder);
       const __half* cs_hi = cs_lo + 8 * DS;
       const int sstride = decode ? 2 * ks : rstride;  // bytes per token of the latents' rows
       const uint8_t* lat = decode ? reinterpret_cast<const uint8_t*>(lk) : rbuf;
@@ -818,8 +841,13 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         } else {
           load(std::false_type{});
         }
-        // Query rows: head lane & 7 of the group, else the zero row (as the mma.sync path).
-        const int qh = (lane & 7) < qpk && gl < ngc ? gl * qpk + (lane & 7) : kFoldMaxHeads;
+        // Query rows of the B fragments: head lane & 7 of the group, where the group has it. The
+        // other columns of S are never stored, so their lanes read the next rows (any finite
+        // values: the chunk's other queries, or zero rows past them) instead of one zero row:
+        // 8 consecutive rows hit distinct banks, where the zero row shared its bank with row 0 of
+        // the group (Llama-3-like: a third of the ldmatrix wavefronts were conflicts).
+        const int qh =
+            gl * qpk + (lane & 7) < kFoldMaxHeads ? gl * qpk + (lane & 7) : kFoldMaxHeads;
         const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
         // Both halves' wgmmas are issued before the first half's RoPE, so that the second half's
         // run during it (two accumulator sets: fp16 makes room for them). Llama-3-like fp16,
@@ -848,12 +876,30 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           // (acc[dh][2n]) and grp + 8 (acc[dh][2n + 1]), fp16 pairs; rotated in half2
           // (rope_packed) into kr[2n] and kr[2n + 1].
           uint32_t kr[16];
+          if constexpr (kCsOrder) {
+            // This lane's 8 pairs of the half, per token: two 16-byte loads (see cs_slot).
+            uint32_t cl[8], ch[8];
+            *reinterpret_cast<uint4*>(cl) = *reinterpret_cast<const uint4*>(cs_lo + 64 * dh);
+            *reinterpret_cast<uint4*>(cl + 4) =
+                *reinterpret_cast<const uint4*>(cs_lo + 64 * dh + 8);
+            *reinterpret_cast<uint4*>(ch) = *reinterpret_cast<const uint4*>(cs_hi + 64 * dh);
+            *reinterpret_cast<uint4*>(ch + 4) =
+                *reinterpret_cast<const uint4*>(cs_hi + 64 * dh + 8);
 #pragma unroll
-          for (int n = 0; n < 8; ++n) {
-            const int p2 = 2 * (32 * dh + 4 * n);
-            kr[2 * n] = rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
-            kr[2 * n + 1] =
-                rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
+            for (int n = 0; n < 8; ++n) {
+              kr[2 * n] = rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(&cl[n]));
+              kr[2 * n + 1] =
+                  rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(&ch[n]));
+            }
+          } else {
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+              const int p2 = 2 * (32 * dh + 4 * n);
+              kr[2 * n] =
+                  rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
+              kr[2 * n + 1] =
+                  rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
+            }
           }
           // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
 #pragma unroll
@@ -877,7 +923,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         for (int e = 0; e < 2; ++e) {
           const int hl = 2 * tq + e;
           if (gl < ngc && hl < qpk) {
-            float* dst = sc + (gl * qpk + hl) * TT + w4 * 16 + grp;
+            float* dst = sc + (gl * qpk + hl) * SCR + w4 * 16 + grp;
             dst[0] = sacc[j][e];
             dst[8] = sacc[j][2 + e];
           }
@@ -901,7 +947,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       static_assert(kWarps % kMTiles == 0, "whole m-tiles per warp");
       const int UTS = rkp_max + 8;
       const __half* ut = ab;
-      const __half* qs = ab + recon_ut_halves(D, rkp_max);
+      const __half* qs = ab + recon_ut_halves(D, rkp_max, kWgmma);
       const int mt = warp % kMTiles, hs = warp / kMTiles;
       const int sstride = decode ? 2 * ks : rstride;
       const __half* cs_lo = cs + (mt * 16 + grp) * DS + 2 * tq;
