@@ -875,31 +875,28 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
           // RoPE: n-tile n (dims 64 dh + 8n ..) holds pair 32 dh + 4n + tq of tokens grp
           // (acc[dh][2n]) and grp + 8 (acc[dh][2n + 1]), fp16 pairs; rotated in half2
           // (rope_packed) into kr[2n] and kr[2n + 1].
-          uint32_t kr[16];
+          uint32_t cl[8], ch[8];  // kCsOrder: this lane's (cos, sin) of the half (see cs_slot)
           if constexpr (kCsOrder) {
-            // This lane's 8 pairs of the half, per token: two 16-byte loads (see cs_slot).
-            uint32_t cl[8], ch[8];
             *reinterpret_cast<uint4*>(cl) = *reinterpret_cast<const uint4*>(cs_lo + 64 * dh);
             *reinterpret_cast<uint4*>(cl + 4) =
                 *reinterpret_cast<const uint4*>(cs_lo + 64 * dh + 8);
             *reinterpret_cast<uint4*>(ch) = *reinterpret_cast<const uint4*>(cs_hi + 64 * dh);
             *reinterpret_cast<uint4*>(ch + 4) =
                 *reinterpret_cast<const uint4*>(cs_hi + 64 * dh + 8);
-#pragma unroll
-            for (int n = 0; n < 8; ++n) {
-              kr[2 * n] = rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(&cl[n]));
-              kr[2 * n + 1] =
-                  rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(&ch[n]));
+          }
+          // Pair n's (cos, sin) at row cs_lo or cs_hi: loaded above, or here in the natural order.
+          auto pair_cs = [&](const __half* row, const uint32_t(&loaded)[8], int n) {
+            if constexpr (kCsOrder) {
+              return *reinterpret_cast<const __half2*>(&loaded[n]);
+            } else {
+              return *reinterpret_cast<const __half2*>(row + 2 * (32 * dh + 4 * n));
             }
-          } else {
+          };
+          uint32_t kr[16];
 #pragma unroll
-            for (int n = 0; n < 8; ++n) {
-              const int p2 = 2 * (32 * dh + 4 * n);
-              kr[2 * n] =
-                  rope_packed(acc[dh][2 * n], *reinterpret_cast<const __half2*>(cs_lo + p2));
-              kr[2 * n + 1] =
-                  rope_packed(acc[dh][2 * n + 1], *reinterpret_cast<const __half2*>(cs_hi + p2));
-            }
+          for (int n = 0; n < 8; ++n) {
+            kr[2 * n] = rope_packed(acc[dh][2 * n], pair_cs(cs_lo, cl, n));
+            kr[2 * n + 1] = rope_packed(acc[dh][2 * n + 1], pair_cs(cs_hi, ch, n));
           }
           // S += K Q^T over the half's 4 k-steps of 16 dims (n-tiles 2k, 2k + 1 = one A fragment).
 #pragma unroll
