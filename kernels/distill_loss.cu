@@ -16,6 +16,7 @@
 //                         added in slice order through shared memory.
 #include <cstdint>
 
+#include "kernels/block_reduce.cuh"
 #include "kernels/distill_loss.h"
 
 namespace starkv {
@@ -27,29 +28,6 @@ constexpr int kErrorThreads = 1024;
 constexpr int kDotColumns = 32;
 constexpr int kDotSlices = 8;
 constexpr int kElementThreads = 256;
-
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct SumOp {
-  __device__ double operator()(double a, double b) const { return a + b; }
-};
-
-// Reduces one value per thread over the block (blockDim a multiple of 32, at most 1024) in a fixed
-// order; every thread gets the result. Safe to call several times in a row.
-template <typename T, typename Op>
-__device__ T block_reduce(T v, Op op) {
-  __shared__ T partial[32];
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // the previous call's readers are done with `partial`
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  T total = partial[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) total = op(total, partial[w]);
-  return total;
-}
 
 unsigned element_blocks(int64_t count) {
   const int64_t blocks = (count + kElementThreads - 1) / kElementThreads;

@@ -193,6 +193,7 @@ struct AttendBatch {
   const int32_t* page_offsets;  // [n_queries]: first entry of the query's page table in `pages`
   const int32_t* pages;
   const int2* query_items;  // [n_queries]: first item, item count
+  int32_t max_query_items = 0;  // the largest item count of a query (the split merge's schedule)
   float* acc;               // [n_items][slots_per_item][kAttnValueChannels][8]
   float* stats;             // [n_items][n_heads][2]: running max, running sum
   // Split mode (score kernel, then value kernel): per item and 32-token tile, each head's fp16

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "kernels/attention_tiles.cuh"
+#include "kernels/block_reduce.cuh"
 #include "kernels/dtype_io.cuh"
 #include "kernels/group_decode.cuh"
 #include "kernels/kernel_api.h"
@@ -278,28 +279,80 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// Split mode, stage 3a: merges each (query, head)'s split accumulators once. grid (query, query
-// head x 256-channel chunk of its value rank), 256 threads, thread = channel: the splits' rows
-// weighted by __expf(max_s - max) and normalized, written over the query's first split's row. Only
-// this thread reads or writes that channel of those rows, so the merge can be in place.
-constexpr int kMergeChannels = 256;
+// Split mode, stage 3a: merges each (query, head)'s split accumulators once, written over the
+// query's first split's row. grid (query, query head x chunk of kMergeThreads / kLanes channels of
+// its value rank), kMergeThreads threads = kLanes split lanes x the chunk's channels.
+// - kLanes = 1, for few splits per query: each thread merges one channel over all of the query's
+//   splits (their statistics, then their rows; merge_split_stats, merge_split_channel).
+// - kLanes > 1, for many: the CTA merges the statistics together (thread = split, block
+//   reductions), then takes the splits kMergeThreads at a time: their weights
+//   __expf(max_s - max) / total go to shared memory, split lane l of channel c adds the rows of
+//   splits l, l + kLanes, ... (unrolled: several loads in flight), and the lanes' sums are added
+//   through shared memory. With one thread per channel over 128 splits (Llama-3-like 75% fp16,
+//   b1 x 32K) the merge took 50 of the step's 87 us; with 16 splits per query (batch 16) the CTA's
+//   barriers cost more than the loop saves (bench/RESULTS.md, twenty-fourth session).
+// The merge is in place: only this CTA reads or writes its channels of the first split's row (one
+// thread per channel, after the barrier that follows every read of it when kLanes > 1).
+constexpr int kMergeThreads = 256;
+constexpr int kMergeManyLanes = 8;
+constexpr int kMergeManySplits = 32;  // from this many splits per query on, kMergeManyLanes lanes
 
-__global__ void __launch_bounds__(kMergeChannels)
+template <int kLanes>
+__global__ void __launch_bounds__(kMergeThreads)
     merge_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch) {
-  const int chunks = (layer.max_value_rank + kMergeChannels - 1) / kMergeChannels;
+  constexpr int kChannels = kMergeThreads / kLanes;
+  const int chunks = (layer.max_value_rank + kChannels - 1) / kChannels;
   const int h = static_cast<int>(blockIdx.y) / chunks;
-  const int c = (static_cast<int>(blockIdx.y) - h * chunks) * kMergeChannels +
-                static_cast<int>(threadIdx.x);
+  const int c0 = (static_cast<int>(blockIdx.y) - h * chunks) * kChannels;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int split_lane = tid / kChannels, c = c0 + tid % kChannels;
   const HeadValueInfo hv = layer.head_values[h / model.q_per_kv];
   const int2 range = batch.query_items[blockIdx.x];
-  if (c >= hv.y || range.y == 0) return;  // (no barriers below)
-  float m, inv_total;
-  merge_split_stats(batch, model, range, h, &m, &inv_total);
   const int64_t item_stride = static_cast<int64_t>(batch.heads_padded) * layer.value_width;
   float* head_acc =
       batch.vacc + static_cast<int64_t>(h) * layer.value_width + (hv.x - layer.key_width);
-  head_acc[range.x * item_stride + c] =
-      merge_split_channel(batch, model, range, h, m, inv_total, head_acc, item_stride, c);
+  if constexpr (kLanes == 1) {
+    if (c >= hv.y || range.y == 0) return;  // (no barriers below)
+    float m, inv_total;
+    merge_split_stats(batch, model, range, h, &m, &inv_total);
+    head_acc[range.x * item_stride + c] =
+        merge_split_channel(batch, model, range, h, m, inv_total, head_acc, item_stride, c);
+  } else {
+    __shared__ float weight[kMergeThreads];
+    __shared__ float lane_sum[kLanes][kChannels];
+    if (c0 >= hv.y || range.y == 0) return;  // (CTA-uniform: no barrier is skipped)
+    // Split s's statistics (running max, sum of exponentials) for head h.
+    const int stats_stride = 2 * model.n_heads;
+    const float* stats = batch.stats + (static_cast<int64_t>(range.x) * model.n_heads + h) * 2;
+    float m = -INFINITY;
+    for (int s = tid; s < range.y; s += kMergeThreads) m = fmaxf(m, stats[s * stats_stride]);
+    m = block_reduce(m, MaxOp{});
+    float total = 0.0f;
+    for (int s = tid; s < range.y; s += kMergeThreads)
+      total += __expf(stats[s * stats_stride] - m) * stats[s * stats_stride + 1];
+    total = block_reduce(total, SumOp{});
+    const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+    float v = 0.0f;
+    for (int base = 0; base < range.y; base += kMergeThreads) {
+      const int n = range.y - base < kMergeThreads ? range.y - base : kMergeThreads;
+      if (tid < n) weight[tid] = __expf(stats[(base + tid) * stats_stride] - m) * inv_total;
+      __syncthreads();
+      if (c < hv.y) {
+        const float* row = head_acc + (range.x + base) * item_stride + c;
+#pragma unroll 8
+        for (int i = split_lane; i < n; i += kLanes) v += weight[i] * row[i * item_stride];
+      }
+      __syncthreads();  // (the next batch's weights overwrite these)
+    }
+    lane_sum[split_lane][tid % kChannels] = v;
+    __syncthreads();
+    if (split_lane == 0 && c < hv.y) {
+      float merged = 0.0f;
+#pragma unroll
+      for (int l = 0; l < kLanes; ++l) merged += lane_sum[l][tid];
+      head_acc[range.x * item_stride + c] = merged;
+    }
+  }
 }
 
 // Split mode, stage 3b: like combine_splits_kernel, reading the merged latents of stage 3a.
@@ -436,10 +489,17 @@ cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& m
     if (e != cudaSuccess) return e;
   }
   if (batch.n_queries > 0) {
-    const int chunks = (layer.max_value_rank + kMergeChannels - 1) / kMergeChannels;
-    merge_split_values_kernel<<<dim3(static_cast<unsigned>(batch.n_queries),
-                                     static_cast<unsigned>(model.n_heads * chunks)),
-                                kMergeChannels, 0, stream>>>(layer, model, batch);
+    const bool many = batch.max_query_items >= kMergeManySplits;
+    const int channels = kMergeThreads / (many ? kMergeManyLanes : 1);
+    const int chunks = (layer.max_value_rank + channels - 1) / channels;
+    const dim3 grid(static_cast<unsigned>(batch.n_queries),
+                    static_cast<unsigned>(model.n_heads * chunks));
+    if (many) {
+      merge_split_values_kernel<kMergeManyLanes>
+          <<<grid, kMergeThreads, 0, stream>>>(layer, model, batch);
+    } else {
+      merge_split_values_kernel<1><<<grid, kMergeThreads, 0, stream>>>(layer, model, batch);
+    }
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }

@@ -488,6 +488,8 @@ std::unique_ptr<BackendPlan> CudaBackend::plan(const Profile& profile, const Poo
   b.page_offsets = p->page_offsets.get<int32_t>();
   b.pages = p->pages.get<int32_t>();
   b.query_items = p->query_items.get<int2>();
+  b.max_query_items = 0;
+  for (const int2& qi : query_items) b.max_query_items = std::max(b.max_query_items, qi.y);
   b.acc = p->acc.get<float>();
   b.stats = p->stats.get<float>();
   b.dense_acc = p->dense_acc.get<float>();
