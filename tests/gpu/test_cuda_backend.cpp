@@ -518,9 +518,9 @@ TEST(CudaBackend, WideJointValueGroupTakesTheSplitPath) {
   EXPECT_LE(rel_error(gpu, cpu), 2e-3) << error_breakdown(gpu, cpu, spec.H, spec.D);
 }
 
-// One long sequence: a query with many work items, so that the split merge takes its many-split
-// schedule (32 items or more, kernels/split_values.cu; on the H200 it does here, and the shorter
-// tests take the one-thread-per-channel schedule).
+// One long sequence: a query with many work items (the split merge takes its many-split schedule
+// from 32 on, kernels/split_values.cu; on the H200 this test, CudaLongSplit and CudaVsCpu16
+// launch both of its schedules between them).
 TEST(CudaBackend, LongContextSplitsMatchCpu) {
   SKIP_WITHOUT_GPU();
   ProfileSpec spec;
