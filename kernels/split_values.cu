@@ -356,24 +356,28 @@ __global__ void __launch_bounds__(kMergeThreads)
 }
 
 // Split mode, stage 3b: like combine_splits_kernel, reading the merged latents of stage 3a.
-// grid (query head x 32-column slice of its output, block of 4 queries), 256 threads: the merged
+// grid (query head x 32-column slice of its output, block of 4 queries), kWarps warps: the merged
 // latents of the 4 queries go to shared memory (contiguous per head, so the reads are coalesced);
-// then warp w up-projects ranks [w*rank/8, (w+1)*rank/8) into the slice's 32 outputs (lane =
-// output column: one 128-byte row segment of the up matrix per rank) and the 8 partial sums are
-// added through shared memory. Slicing the output gives D/32 times more CTAs than one per (head,
-// query block): with 128 of them (Llama-2-like, batch 16) the kernel was latency bound at one CTA
-// per SM. The merge used to be repeated here per slice, reading every split's accumulators
-// D/32 times (70 us of a 1288 us step, Llama-2-like layer at b16/32K).
-constexpr int kCombine2Threads = 256;
-constexpr int kCombine2Warps = kCombine2Threads / 32;
+// then warp w up-projects ranks [w*rank/kWarps, (w+1)*rank/kWarps) into the slice's 32 outputs
+// (lane = output column: one 128-byte row segment of the up matrix per rank) and the kWarps
+// partial sums are added through shared memory. kWarps = 8; 32 when the batch is one block of
+// queries: there are then only H x D/32 CTAs (128 for the Llama-2-like layer), and each warp's
+// loop over its ranks waited on one up-matrix row at a time (ncu: 24 us at b1 x 32K). Slicing the
+// output gives D/32 times more CTAs than one per (head, query block): with 128 of them
+// (Llama-2-like, batch 16) the kernel was latency bound at one CTA per SM. The merge used to be
+// repeated here per slice, reading every split's accumulators D/32 times (70 us of a 1288 us step,
+// Llama-2-like layer at b16/32K).
+constexpr int kCombine2Warps = 8;
+constexpr int kCombine2WideWarps = 32;  // (one block of queries)
 constexpr int kCombineSlice = 32;
 
-__host__ __device__ inline size_t combine2_smem(const LayerView& l) {
+__host__ __device__ inline size_t combine2_smem(const LayerView& l, int warps) {
   return sizeof(float) * kCombineQueries *
-         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(kCombine2Warps) * kCombineSlice);
+         (static_cast<size_t>(l.max_value_rank) + static_cast<size_t>(warps) * kCombineSlice);
 }
 
-__global__ void __launch_bounds__(kCombine2Threads)
+template <int kWarps>
+__global__ void __launch_bounds__(32 * kWarps)
     combine_split_values_kernel(LayerView layer, ModelView model, AttendBatch batch,
                                 void* __restrict__ out, int out_dtype) {
   extern __shared__ __align__(16) float lat2[];  // [kCombineQueries][rank], then partial sums
@@ -393,11 +397,11 @@ __global__ void __launch_bounds__(kCombine2Threads)
     const int query = blockIdx.y * kCombineQueries + qi;
     if (query >= batch.n_queries) break;
     const int2 range = batch.query_items[query];
-    for (int c = tid; c < rank; c += kCombine2Threads)
+    for (int c = tid; c < rank; c += 32 * kWarps)
       lat2[qi * rank + c] = range.y > 0 ? head_acc[range.x * item_stride + c] : 0.0f;
   }
   __syncthreads();
-  const int per = (rank + kCombine2Warps - 1) / kCombine2Warps;
+  const int per = (rank + kWarps - 1) / kWarps;
   const int c_lo = warp * per, c_hi = c_lo + per < rank ? c_lo + per : rank;
   float o[kCombineQueries] = {};
   if (d < D) {
@@ -418,7 +422,7 @@ __global__ void __launch_bounds__(kCombine2Threads)
     const int dj = d - lane + j;
     if (query < batch.n_queries && dj < D) {
       float v = 0.0f;
-      for (int w = 0; w < kCombine2Warps; ++w) v += part[(w * kCombineQueries + qi) * kCombineSlice + j];
+      for (int w = 0; w < kWarps; ++w) v += part[(w * kCombineQueries + qi) * kCombineSlice + j];
       store_elem(out, out_dtype, (static_cast<int64_t>(query) * model.n_heads + h) * D + dj, v);
     }
   }
@@ -454,7 +458,8 @@ cudaError_t configure_value_kernels(int bytes) {
       reinterpret_cast<const void*>(decode_values_kernel<1, 3>),
       reinterpret_cast<const void*>(decode_values_kernel<2, 3>),
       reinterpret_cast<const void*>(decode_values_kernel<4, 3>),
-      reinterpret_cast<const void*>(combine_split_values_kernel),
+      reinterpret_cast<const void*>(combine_split_values_kernel<kCombine2Warps>),
+      reinterpret_cast<const void*>(combine_split_values_kernel<kCombine2WideWarps>),
   };
   return allow_dynamic_smem(kernels_used, bytes);
 }
@@ -503,12 +508,18 @@ cudaError_t launch_values_and_combine(const LayerView& layer, const ModelView& m
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  const size_t smem = combine2_smem(layer);
   const int slices = (model.head_dim + kCombineSlice - 1) / kCombineSlice;
   const dim3 grid(static_cast<unsigned>(model.n_heads * slices),
                   static_cast<unsigned>((batch.n_queries + kCombineQueries - 1) / kCombineQueries));
-  combine_split_values_kernel<<<grid, kCombine2Threads, smem, stream>>>(layer, model, batch, out,
-                                                                        out_dtype);
+  if (batch.n_queries <= kCombineQueries) {
+    combine_split_values_kernel<kCombine2WideWarps>
+        <<<grid, 32 * kCombine2WideWarps, combine2_smem(layer, kCombine2WideWarps), stream>>>(
+            layer, model, batch, out, out_dtype);
+  } else {
+    combine_split_values_kernel<kCombine2Warps>
+        <<<grid, 32 * kCombine2Warps, combine2_smem(layer, kCombine2Warps), stream>>>(
+            layer, model, batch, out, out_dtype);
+  }
   return cudaGetLastError();
 }
 
