@@ -47,16 +47,14 @@ def opcode(sass):
     return sass.split(" ")[0].split(".")[0] if sass else "?"
 
 
-def read_lines(path, function):
-    """(SASS text, (file, line)) per instruction of the first function whose name holds `function`."""
-    out, inside, where = [], False, None
+def read_functions(path):
+    """{function header: [(SASS text, (file, line)), ...]} of an nvdisasm -g listing."""
+    functions, out, where = {}, None, None
     for text in open(path, errors="replace"):
         if text.startswith("//---------------------"):
-            if inside:
-                break
-            inside = function in text
+            out = functions.setdefault(text.strip(), [])
             continue
-        if not inside:
+        if out is None:
             continue
         m = re.match(r'\s*//## File "(.*)", line (\d+)', text)
         if m:
@@ -65,7 +63,20 @@ def read_lines(path, function):
         m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", text)
         if m:
             out.append((m.group(2).strip(), where))
-    return out
+    return functions
+
+
+def read_lines(path, function, profile):
+    """The instructions of the function whose name holds `function`; with an empty `function`, of
+    the one function whose opcodes are the profile's, instruction for instruction."""
+    functions = read_functions(path)
+    if function:
+        return next((f for name, f in functions.items() if function in name), [])
+    same = [f for f in functions.values()
+            if len(f) == len(profile) and all(opcode(a[0]) == opcode(b[0]) for a, b in zip(f, profile))]
+    if len(same) != 1:
+        raise SystemExit(f"{len(same)} functions of the listing match the profile's machine code")
+    return same[0]
 
 
 def source_text(where, cache={}):
@@ -90,8 +101,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("csv", help="ncu --page source --print-source sass --csv output")
     ap.add_argument("--lines", help="nvdisasm -g output of the same kernel, built locally")
-    ap.add_argument("--function", default="", help="part of the kernel's mangled name")
+    ap.add_argument("--function", default="", help="part of the kernel's mangled name (default: the function whose machine code "
+                    "matches the profile's)")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--dump", help="with --lines: write each instruction's source line, warp "
+                    "instructions and stall samples to this file (tab-separated)")
     args = ap.parse_args()
 
     profile = read_profile(args.csv)
@@ -104,13 +118,18 @@ def main():
     print_shares("per opcode (by stall samples)", executed, stalls, str, args.top)
 
     if args.lines:
-        local = read_lines(args.lines, args.function)
+        local = read_lines(args.lines, args.function, profile)
         if len(local) != len(profile):
             raise SystemExit(f"{len(local)} local instructions against {len(profile)} profiled: "
                              "not the same machine code")
         differ = sum(opcode(a[0]) != opcode(b[0]) for a, b in zip(local, profile))
         if differ:
             raise SystemExit(f"{differ} opcodes differ: not the same machine code")
+        if args.dump:
+            with open(args.dump, "w") as f:
+                for (sass, where), (_, e, s) in zip(local, profile):
+                    line = f"{os.path.basename(where[0])}:{where[1]}" if where else "?"
+                    f.write(f"{line}\t{e:.0f}\t{s:.0f}\t{sass}\n")
         executed, stalls = collections.Counter(), collections.Counter()
         for (sass, where), (_, e, s) in zip(local, profile):
             executed[where] += e

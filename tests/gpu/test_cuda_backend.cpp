@@ -1201,6 +1201,15 @@ TEST_P(CudaSplitPath, MatchesCpuOnIdenticalRows) {
     EXPECT_LE(rel_error(gpu, cpu), 2e-3) << "layer " << layer << "\n"
                                          << error_breakdown(gpu, cpu, spec.H, spec.D);
   }
+  // More than one block of 4 queries: the combine's 8-warp form and its second query block
+  // (batches of 4 or fewer take the 32-warp form). Prefixes of the first sequence, as causal
+  // prefill rows.
+  std::vector<std::pair<int32_t, int32_t>> rows(6, seqs[0]);
+  for (int32_t layer = 0; layer < spec.n_layers; ++layer) {
+    auto [cpu, gpu] = twin.attend(layer, rows, {1, 2, 64, 65, 200, 333}, 47u + layer);
+    EXPECT_LE(rel_error(gpu, cpu), 2e-3) << "six queries, layer " << layer << "\n"
+                                         << error_breakdown(gpu, cpu, spec.H, spec.D);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
