@@ -311,7 +311,9 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   const int nh = ngc * qpk;
   const int rp = model.rope_pairs;
   const int ks = layer.key_tile_stride;
-  const int rkp_max = layer.max_key_rank_pad;
+  // (The wgmma instances are launched for a layer whose padded rank is NR, launch_fold_wgmma: as
+  // a constant, the prologue's index arithmetic by 8-rank groups has no divisions left.)
+  const int rkp_max = kWgmma ? NR : layer.max_key_rank_pad;
   const int rstride = raw_stride(layer);
   const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
   constexpr int kCtaHeads = kNarrow ? kHeads / 2 : kHeads;
@@ -411,14 +413,25 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         }
       }
     }
-    for (int idx = tid; idx < (kFoldMaxHeads + 1) * D; idx += kThreads) {
-      const int h = idx / D, d = idx - h * D;
-      float v = 0.0f;
-      if (h < nh) {
-        const int64_t qe = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk + h) * D;
-        v = load_elem(q, q_dtype, qe + model.perm[d]) * model.scale;
+    // The queries: 2 kBatch loads in flight per thread before their stores. (One at a time, each
+    // behind its dim's permutation, they stalled the fold's prologue, which is most of the fold
+    // when an item is a tile or two: bench/RESULTS.md, twenty-fifth session.)
+    constexpr int kQElems = (kFoldMaxHeads + 1) * D, kQBatch = 2 * kBatch;
+    const int64_t q0 = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk) * D;
+    for (int i0 = tid; i0 < kQElems; i0 += kQBatch * kThreads) {
+      float v[kQBatch];
+#pragma unroll
+      for (int b = 0; b < kQBatch; ++b) {
+        const int idx = i0 + b * kThreads, h = idx / D, d = idx - h * D;
+        v[b] = idx < kQElems && h < nh
+                   ? load_elem(q, q_dtype, q0 + h * D + model.perm[d]) * model.scale
+                   : 0.0f;
       }
-      qs[h * DS + d] = __float2half_rn(v);
+#pragma unroll
+      for (int b = 0; b < kQBatch; ++b) {
+        const int idx = i0 + b * kThreads, h = idx / D, d = idx - h * D;
+        if (idx < kQElems) qs[h * DS + d] = __float2half_rn(v[b]);
+      }
     }
   } else {
     // AB[h][r][j] (rank-major rows): the query folded into the head's up-projection, zero past the
@@ -494,10 +507,10 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // finite values are written there afterwards).
   const bool overlay = kWgmma && decode && !kRecon;
   {
-    const size_t from = overlay ? L.cs : L.raw;
-    uint32_t* z = reinterpret_cast<uint32_t*>(hsm + from);
-    const int words = static_cast<int>((L.plans - from) / 4);
-    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+    const size_t from = overlay ? L.cs : L.raw;  // (both offsets are 16-byte aligned)
+    uint4* z = reinterpret_cast<uint4*>(hsm + from);
+    const int units = static_cast<int>((L.plans - from) / 16);
+    for (int i = tid; i < units; i += kThreads) z[i] = make_uint4(0u, 0u, 0u, 0u);
   }
   // CS table: pairs past the rotary ones are (1, 0) once for all; a rotary pair's segment base
   // angle is exact at the item's start and advances by a TT-token rotation per tile; within a

@@ -92,11 +92,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   // Zero everything once but the group plans (written below by other threads before the first
   // barrier): staging slack, Z, probability rows and tile maxima past H.
   {
-    uint32_t* z = reinterpret_cast<uint32_t*>(smem);
-    const size_t zero_bytes =
-        direct ? values_smem(layer, HP) : static_cast<size_t>(reinterpret_cast<uint8_t*>(plans) - smem);
-    const int words = static_cast<int>(zero_bytes / 4);
-    for (int i = tid; i < words; i += kThreads) z[i] = 0u;
+    uint4* z = reinterpret_cast<uint4*>(smem);
+    const size_t zero_bytes =  // (a multiple of 16: every part of the layout is)
+        direct ? values_smem(layer, HP)
+               : static_cast<size_t>(reinterpret_cast<uint8_t*>(plans) - smem);
+    const int units = static_cast<int>(zero_bytes / 16);
+    for (int i = tid; i < units; i += kThreads) z[i] = make_uint4(0u, 0u, 0u, 0u);
   }
   const int32_t* pages = batch.pages + batch.page_offsets[item.query];
   const int pt = model.page_tokens;
