@@ -12,6 +12,10 @@ reads the SASS view and maps it to source lines itself:
     nvcc ... -lineinfo -gencode arch=compute_90,code=sm_90 -cubin kernels/fold_scores.cu -o f.cubin
     nvdisasm -g -c f.cubin > f.sass
     bench/ncu_sass_profile.py fold_sass.csv --lines f.sass --function ILi16ELi64ELb1ELb0ELi16EE
+  or, on the GPU machine, every cubin of the build at once (the function is then found by its
+  machine code):
+    cuobjdump -xelf all libstarkv.so; for f in *.cubin; do nvdisasm -g -c $f; done > all.sass
+    bench/ncu_sass_profile.py fold_sass.csv --lines all.sass --dump fold_lines.tsv
 
 Prints the share of executed warp instructions and of warp stall samples per opcode, and with
 --lines per source line (file:line), the largest first.
@@ -48,11 +52,13 @@ def opcode(sass):
 
 
 def read_functions(path):
-    """{function header: [(SASS text, (file, line)), ...]} of an nvdisasm -g listing."""
-    functions, out, where = {}, None, None
+    """[(function header, [(SASS text, (file, line)), ...]), ...] of an nvdisasm -g listing (of one
+    cubin or of several, concatenated: a header may then come more than once)."""
+    functions, out, where = [], None, None
     for text in open(path, errors="replace"):
         if text.startswith("//---------------------"):
-            out = functions.setdefault(text.strip(), [])
+            out = []
+            functions.append((text.strip(), out))
             continue
         if out is None:
             continue
@@ -71,9 +77,10 @@ def read_lines(path, function, profile):
     the one function whose opcodes are the profile's, instruction for instruction."""
     functions = read_functions(path)
     if function:
-        return next((f for name, f in functions.items() if function in name), [])
-    same = [f for f in functions.values()
-            if len(f) == len(profile) and all(opcode(a[0]) == opcode(b[0]) for a, b in zip(f, profile))]
+        return next((f for name, f in functions if function in name), [])
+    same = [f for _, f in functions
+            if len(f) == len(profile)
+            and all(opcode(a[0]) == opcode(b[0]) for a, b in zip(f, profile))]
     if len(same) != 1:
         raise SystemExit(f"{len(same)} functions of the listing match the profile's machine code")
     return same[0]
@@ -101,8 +108,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("csv", help="ncu --page source --print-source sass --csv output")
     ap.add_argument("--lines", help="nvdisasm -g output of the same kernel, built locally")
-    ap.add_argument("--function", default="", help="part of the kernel's mangled name (default: the function whose machine code "
-                    "matches the profile's)")
+    ap.add_argument("--function", default="",
+                    help="part of the kernel's mangled name (default: the one function of the "
+                    "listing whose machine code is the profile's)")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--dump", help="with --lines: write each instruction's source line, warp "
                     "instructions and stall samples to this file (tab-separated)")
