@@ -666,15 +666,13 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   constexpr int SCR = score_row_floats(TT, kWgmma, kRecon);  // floats per head row of sc
   auto softmax_tile = [&](int tile_t0, const float* scb) {
     const int nv = item.end - tile_t0 < TT ? item.end - tile_t0 : TT;
-#pragma unroll
-    for (int j = 0; j < kHeadsPerWarp; ++j) {
-      const int h = warp + j * kWarps;
-      if (h >= nh) break;
-      const float s0 = lane < nv ? scb[h * SCR + lane] : -INFINITY;
-      const float s1 = TT > 32 && lane + 32 < nv ? scb[h * SCR + 32 + lane] : -INFINITY;
-      float tmax = fmaxf(s0, s1);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+    // Head h's scores of the tile's tokens lane and lane + 32.
+    auto scores = [&](int h, float& s0, float& s1) {
+      s0 = lane < nv ? scb[h * SCR + lane] : -INFINITY;
+      s1 = TT > 32 && lane + 32 < nv ? scb[h * SCR + 32 + lane] : -INFINITY;
+    };
+    // The rest for head h (the warp's j-th) once its tile max is known.
+    auto finish = [&](int j, int h, float s0, float s1, float tmax) {
       const float new_max = fmaxf(run_max[j], tmax);
       const float alpha = exp_ftz(run_max[j] - new_max);
       const float p0 = lane < nv ? exp_ftz(s0 - new_max) : 0.0f;
@@ -694,6 +692,28 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         batch.probs[row1 * T + lane] = __float2half_rn(p1);
         if (lane == 0) batch.tile_max[row1] = new_max;
       }
+    };
+    // A warp's heads two at a time (where it has several: the wide recon chunks' 16 heads over 8
+    // warps), so that their max reductions' dependent shuffles overlap instead of running one
+    // chain after the other.
+    constexpr int kStep = kHeadsPerWarp > 1 ? 2 : 1;
+    static_assert(kHeadsPerWarp % kStep == 0, "heads per warp in pairs");
+#pragma unroll
+    for (int j = 0; j < kHeadsPerWarp; j += kStep) {
+      const int h = warp + j * kWarps;
+      if (h >= nh) break;
+      const bool second = kStep == 2 && h + kWarps < nh;  // (warp-uniform)
+      float s0, s1, u0 = -INFINITY, u1 = -INFINITY;
+      scores(h, s0, s1);
+      if (second) scores(h + kWarps, u0, u1);
+      float tmax = fmaxf(s0, s1), umax = fmaxf(u0, u1);
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+        if (kStep == 2) umax = fmaxf(umax, __shfl_xor_sync(0xffffffffu, umax, o));
+      }
+      finish(j, h, s0, s1, tmax);
+      if (second) finish(j + 1, h + kWarps, u0, u1, umax);
     }
   };
   // kDeferSoftmax (the wgmma instances that fold the query at padded key rank 48 or 64, one CTA
