@@ -33,6 +33,14 @@ def main():
         key = (r["shape"], r["batch"], r["context"])
         if key not in best or r["us"] < best[key][0]:
             best[key] = (r["us"], r["backend"])
+    # The same calls replayed from CUDA graphs (us_graph), where both sides were timed so.
+    best_graph = {}
+    for r in dense:
+        if r["kind"] == "sdpa" and r.get("us_graph"):
+            key = (r["shape"], r["batch"], r["context"])
+            if key not in best_graph or r["us_graph"] < best_graph[key][0]:
+                best_graph[key] = (r["us_graph"], r["backend"])
+    graphs = any(r.get("us_graph") for r in sk if r["kind"] == "starkv")
     appends = {(r["shape"], r["compression"], r["bits"], r["batch"]): r["us_token"]
                for r in sk if r["kind"] == "append"}
     appends_call = {(r["shape"], r["compression"], r["bits"], r["batch"]): r["us_call"]
@@ -49,8 +57,10 @@ def main():
     lines.append("")
     hdr = (f"| shape | batch | context | low-rank | bits | ranks k/v | MB read/step | GB/s | % of {peak / 1000:.2f} TB/s "
            "| starkv µs | best dense µs (backend) | speedup | append µs/token | append share of step |")
+    if graphs:
+        hdr += " starkv graph µs | best dense graph µs (backend) | graph speedup |"
     lines.append(hdr)
-    lines.append("|" + "---|" * 14)
+    lines.append("|" + "---|" * (17 if graphs else 14))
     for r in sk:
         if r["kind"] != "starkv":
             continue
@@ -66,13 +76,16 @@ def main():
         # "0%" rows are uncompressed layers (starkv's dense kernels); no_dense marks a run with
         # STARKV_NO_DENSE=1 (the same layer through the low-rank kernels).
         comp = r["compression"] + (" (STARKV_NO_DENSE)" if r.get("no_dense") else "")
-        lines.append(f"| {r['shape']} | {r['batch']} | {r['context']} | {comp} | {r['bits']} | "
-                     f"{r['key_rank']}/{r['value_rank']} | {r['bytes'] / 1e6:.1f} | {gbs:.0f} | "
-                     f"{100 * gbs / peak:.1f}% | {r['us']:.1f} | {dense_s} | {speed} | "
-                     f"{app:.2f} | {share} |" if app is not None else
-                     f"| {r['shape']} | {r['batch']} | {r['context']} | {comp} | {r['bits']} | "
-                     f"{r['key_rank']}/{r['value_rank']} | {r['bytes'] / 1e6:.1f} | {gbs:.0f} | "
-                     f"{100 * gbs / peak:.1f}% | {r['us']:.1f} | {dense_s} | {speed} | n/a | n/a |")
+        app_s = f"{app:.2f}" if app is not None else "n/a"
+        share = share if app is not None else "n/a"
+        row = (f"| {r['shape']} | {r['batch']} | {r['context']} | {comp} | {r['bits']} | "
+               f"{r['key_rank']}/{r['value_rank']} | {r['bytes'] / 1e6:.1f} | {gbs:.0f} | "
+               f"{100 * gbs / peak:.1f}% | {r['us']:.1f} | {dense_s} | {speed} | {app_s} | {share} |")
+        if graphs:
+            g, dg = r.get("us_graph"), best_graph.get(key)
+            row += (f" {g:.1f} |" if g else " n/a |") + (f" {dg[0]:.1f} ({dg[1]}) |" if dg else " n/a |")
+            row += f" {dg[0] / g:.2f}x |" if g and dg else " n/a |"
+        lines.append(row)
     text = "\n".join(lines)
     print(text)
     if md:

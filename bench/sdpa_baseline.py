@@ -3,7 +3,8 @@
 torch.nn.functional.scaled_dot_product_attention over dense fp16 K/V (enable_gqa=True), with the
 flash and cuDNN backends forced through torch.nn.attention.sdpa_kernel. Same shapes, batches and
 contexts as decode_bench; CUDA events, median of >= 20 timed runs after warm-up, L2 flushed by
-overwriting a 256 MB buffer before each run. Writes one JSON object per line to --out."""
+overwriting a 256 MB buffer before each run; and the same call captured into a CUDA graph and
+replayed (us_graph), as decode_bench times starkv's step both ways. Writes one JSON object per line to --out."""
 import argparse
 import json
 import statistics
@@ -25,6 +26,28 @@ def time_once(fn, flush):
     end.record()
     end.synchronize()
     return start.elapsed_time(end) * 1000.0
+
+
+def time_graph(fn, flush, reps):
+    """fn captured once into a CUDA graph and replayed, timed as time_once times fn (None where the
+    backend cannot be captured)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the capture stream, as torch.cuda.graphs asks
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            fn()
+    except Exception as e:
+        print(f"  graph capture failed ({str(e).splitlines()[0][:80]})", flush=True)
+        return None
+    for _ in range(3):
+        graph.replay()
+    torch.cuda.synchronize()
+    return statistics.median(time_once(graph.replay, flush) for _ in range(reps))
 
 
 def main():
@@ -78,13 +101,17 @@ def main():
                               flush=True)
                         continue
                     us = statistics.median(times)
+                    graph_us = time_graph(fn, flush, args.reps)
                     rec = {"kind": "sdpa", "shape": name, "H": H, "G": G, "D": D, "batch": b,
                            "context": t, "backend": backend_name, "us": us, "us_min": min(times),
                            "bytes": kv_bytes}
+                    if graph_us is not None:
+                        rec["us_graph"] = graph_us
                     out.write(json.dumps(rec) + "\n")
                     out.flush()
+                    graph_s = f"{graph_us:9.1f}" if graph_us is not None else "      n/a"
                     print(f"{name:10s} b={b:3d} t={t:6d} {backend_name:6s} {us:9.1f} us "
-                          f"{kv_bytes/us/1e3:7.0f} GB/s", flush=True)
+                          f"{kv_bytes/us/1e3:7.0f} GB/s  graph {graph_s} us", flush=True)
                 del q, k, v
                 torch.cuda.empty_cache()
     out.close()
