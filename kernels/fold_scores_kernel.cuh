@@ -81,9 +81,14 @@ static_assert(kFoldMaxHeads % kWarps == 0, "the softmax gives each warp the same
 __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kFoldMaxHeads : kHeads; }
 
 // Whether the kernel defers each tile's softmax into the next tile (see kDeferSoftmax): the wgmma
-// instances that fold the query at padded key rank 48 or 64. Their scores then take two buffers.
-__host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad) {
-  return wgmma && !recon && rank_pad > 32;
+// instances that fold the query at padded key rank 48 or 64, and those that reconstruct keys
+// either from quantized latents (the decode lengthens each tile) or at padded rank 64 (one CTA per
+// SM). Their scores then take two buffers. The reconstructing fold with fp16 keys at padded rank
+// 32 or 48, two CTAs per SM, lost with it (Llama-3-like b16 x 32K: 75% +0.6%, 60% +4.3%, b64
+// +0.8%), so those instances compile as before (bench/RESULTS.md, twenty-sixth session).
+__host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad,
+                                                       bool decode) {
+  return wgmma && (recon ? decode || rank_pad > 48 : rank_pad > 32);
 }
 
 // Floats per head row of the tile's scores: the recon wgmma block's stores (lanes tq = 0..3 write
@@ -134,7 +139,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   o = align16(o + (overlay && lk_bytes > cs_bytes ? lk_bytes : cs_bytes));
   f.sc = o;
   o = align16(o + sizeof(float) * fold_max_heads(recon) * score_row_floats(tokens, wgmma, recon) *
-                      (fold_defers_softmax(wgmma, recon, max_rkp) ? 2 : 1));
+                      (fold_defers_softmax(wgmma, recon, max_rkp, decode) ? 2 : 1));
   if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
   o = align16(o + static_cast<size_t>(buffers) * tokens * static_cast<size_t>(rstride) +
@@ -717,21 +722,24 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     }
   };
   // kDeferSoftmax (the wgmma instances that fold the query at padded key rank 48 or 64, one CTA
-  // per SM): a tile's softmax runs during the next tile, right after its first head's wgmmas are
-  // issued (see score_heads), so that its shuffles and exponentials overlap the tensor cores
-  // instead of standing between two tiles' MMAs (FlashAttention-3 overlaps softmax and MMAs within
-  // a warpgroup likewise); the scores alternate between two buffers. Llama-2-like fp16, b16 x 32K:
-  // 60% 1223 -> 1197 us, 50% 1645 -> 1600. At rank 32, with two CTAs (or the paired fold's two
-  // halves) per SM to hide the softmax already, it gained nothing (75%: 795 -> 791 us) or lost
-  // (batch 64: 3181 -> 3224; 4/3 bits: 1439 -> 1458). bench/RESULTS.md, eighteenth session.
-  constexpr bool kDeferSoftmax = fold_defers_softmax(kWgmma, kRecon, NR);
+  // per SM; see fold_defers_softmax): a tile's softmax runs during the next tile, right after its
+  // first head's wgmmas are issued (see score_heads), so that its shuffles and exponentials overlap
+  // the tensor cores instead of standing between two tiles' MMAs (FlashAttention-3 overlaps softmax
+  // and MMAs within a warpgroup likewise); the scores alternate between two buffers. Llama-2-like
+  // fp16, b16 x 32K: 60% 1223 -> 1197 us, 50% 1645 -> 1600. At rank 32, with two CTAs (or the
+  // paired fold's two halves) per SM to hide the softmax already, it gained nothing (75%: 795 ->
+  // 791 us) or lost (batch 64: 3181 -> 3224; 4/3 bits: 1439 -> 1458). bench/RESULTS.md, eighteenth
+  // session. The reconstructing instances defer it likewise where fold_defers_softmax says (after
+  // the first KV head's wgmmas): Llama-3-like b16 x 32K, 75% 4/3 464 -> 458 us, 4/4 466 -> 458, 50%
+  // fp16 567 -> 553, 50% 4/3 825 -> 804 (twenty-sixth session).
+  constexpr bool kDeferSoftmax = fold_defers_softmax(kWgmma, kRecon, NR, kQuantWgmma);
   int pending_t0 = -1;  // the tile whose softmax is still to run (kDeferSoftmax)
   const float* pending_sc = sc;
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     // This tile's scores (kDeferSoftmax: buffer 0 or 1 by tile parity).
     float* sct =
-        sc + (kDeferSoftmax ? ((t0 - item.start) / TT & 1) * fold_max_heads(kRecon) * TT : 0);
+        sc + (kDeferSoftmax ? ((t0 - item.start) / TT & 1) * fold_max_heads(kRecon) * SCR : 0);
     const bool more = t0 + TT < item.end;
     if (more && two_buffers) {
       if (tensor_staging) {
@@ -901,6 +909,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
                                  kk > 0 ? 1 : 0);
           wgmma_commit();
         }
+        // kDeferSoftmax: the previous tile's softmax runs while the first head's wgmmas do.
+        if (j == 0 && kDeferSoftmax && pending_t0 >= 0) softmax_tile(pending_t0, pending_sc);
 #pragma unroll
         for (int dh = 0; dh < 2; ++dh) {
           wgmma_wait_pending(1 - dh);  // (the second half's group may still run)
@@ -953,7 +963,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         for (int e = 0; e < 2; ++e) {
           const int hl = 2 * tq + e;
           if (gl < ngc && hl < qpk) {
-            float* dst = sc + (gl * qpk + hl) * SCR + w4 * 16 + grp;
+            float* dst = sct + (gl * qpk + hl) * SCR + w4 * 16 + grp;
             dst[0] = sacc[j][e];
             dst[8] = sacc[j][2 + e];
           }
@@ -1086,7 +1096,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         for (int e = 0; e < 2; ++e) {
           const int hl = 2 * tq + e;
           if (gl < ngc && hl < qpk) {
-            float* dst = sc + (gl * qpk + hl) * TT + mt * 16 + grp;
+            float* dst = sct + (gl * qpk + hl) * TT + mt * 16 + grp;
             dst[0] = sacc[j][e];
             dst[8] = sacc[j][2 + e];
           }
