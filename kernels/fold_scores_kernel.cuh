@@ -84,8 +84,9 @@ __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kF
 // instances that fold the query at padded key rank 48 or 64, and those that reconstruct keys
 // either from quantized latents (the decode lengthens each tile) or at padded rank 64 (one CTA per
 // SM). Their scores then take two buffers. The reconstructing fold with fp16 keys at padded rank
-// 32 or 48, two CTAs per SM, lost with it (Llama-3-like b16 x 32K: 75% +0.6%, 60% +4.3%, b64
-// +0.8%), so those instances compile as before (bench/RESULTS.md, twenty-sixth session).
+// 32 or 48, two CTAs per SM, lost with it (Llama-3-like b16 x 32K: 75% +0.4%, 60% +4.3%, b64
+// +0.8%, measured on a first version that did the same work but read the wrong score buffer on
+// odd tiles), so those instances compile as before (bench/RESULTS.md, twenty-sixth session).
 __host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad,
                                                        bool decode) {
   return wgmma && (recon ? decode || rank_pad > 48 : rank_pad > 32);
