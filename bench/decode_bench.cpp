@@ -13,8 +13,9 @@
 // Protocol (DESIGN §5): CUDA events around each decode_step_run, median of >= 20 timed runs after
 // 3 warm-up runs; before every timed run a 256 MB buffer is overwritten so that L2 (50 MB) holds
 // nothing of the cache. The "graph us" column times the same step captured into a CUDA graph and
-// replayed (as an engine's decode loop runs it), by the same protocol. Bytes read per step = sum over queries of kv_length * row_bytes (the
-// factors are not counted: they are a few MB and L2-resident).
+// replayed (as an engine's decode loop runs it), by the same protocol. Bytes read per step = sum
+// over queries of kv_length * row_bytes (the factors are not counted: they are a few MB and
+// L2-resident).
 //
 // The ranks are static (the same per head), and factors are random: timing does not depend on
 // the factor values. Each sequence is filled with append_latents from a buffer of random latents.
@@ -159,6 +160,24 @@ struct Flusher {
   void flush(cudaStream_t s) { CK(cudaMemsetAsync(buf, 0x5a, bytes, s)); }
 };
 
+// Times of reps runs of launch() on the stream, each after the L2 flush, in us.
+template <typename Launch>
+std::vector<float> flushed_times_us(cudaStream_t stream, Flusher& flusher, cudaEvent_t e0,
+                                    cudaEvent_t e1, int reps, Launch&& launch) {
+  std::vector<float> times;
+  for (int r = 0; r < reps; ++r) {
+    flusher.flush(stream);
+    CK(cudaEventRecord(e0, stream));
+    launch();
+    CK(cudaEventRecord(e1, stream));
+    CK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    times.push_back(ms * 1000.0f);
+  }
+  return times;
+}
+
 // Median time of the planned step captured once into a CUDA graph and replayed, by the same
 // protocol as the stream's launches (L2 flushed before each timed replay, 3 warm-up replays).
 float time_graph_replay(starkv_decode_step* step, const void* dq, void* dout, cudaStream_t stream,
@@ -170,17 +189,8 @@ float time_graph_replay(starkv_decode_step* step, const void* dq, void* dout, cu
   CK(cudaStreamEndCapture(stream, &graph));
   CK(cudaGraphInstantiate(&exec, graph, 0));
   for (int w = 0; w < 3; ++w) CK(cudaGraphLaunch(exec, stream));
-  std::vector<float> times;
-  for (int r = 0; r < reps; ++r) {
-    flusher.flush(stream);
-    CK(cudaEventRecord(e0, stream));
-    CK(cudaGraphLaunch(exec, stream));
-    CK(cudaEventRecord(e1, stream));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    times.push_back(ms * 1000.0f);
-  }
+  const std::vector<float> times =
+      flushed_times_us(stream, flusher, e0, e1, reps, [&]() { CK(cudaGraphLaunch(exec, stream)); });
   CK(cudaGraphExecDestroy(exec));
   CK(cudaGraphDestroy(graph));
   return median(times);
@@ -372,17 +382,9 @@ int main(int argc, char** argv) {
             SK(starkv_decode_step_plan(step, batch, seqs.data(), lens.data()));
             for (int w = 0; w < 3; ++w)
               SK(starkv_decode_step_run(step, 0, dq, STARKV_DTYPE_F16, dout, STARKV_DTYPE_F16));
-            std::vector<float> times;
-            for (int r = 0; r < reps; ++r) {
-              flusher.flush(stream);
-              CK(cudaEventRecord(e0, stream));
+            const std::vector<float> times = flushed_times_us(stream, flusher, e0, e1, reps, [&]() {
               SK(starkv_decode_step_run(step, 0, dq, STARKV_DTYPE_F16, dout, STARKV_DTYPE_F16));
-              CK(cudaEventRecord(e1, stream));
-              CK(cudaEventSynchronize(e1));
-              float ms = 0;
-              CK(cudaEventElapsedTime(&ms, e0, e1));
-              times.push_back(ms * 1000.0f);
-            }
+            });
             const float us = median(times);
             // The same step replayed from a CUDA graph, as an engine's decode loop runs it: the
             // step's launches follow each other without the stream's per-launch gaps.
