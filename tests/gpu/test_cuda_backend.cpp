@@ -538,6 +538,10 @@ TEST(CudaBackend, LongContextSplitsMatchCpu) {
 
 // Long contexts through the split path (the fold-the-query score kernel: RoPE tables at large
 // positions, many 64-token tiles, several work items per sequence), GQA and MHA, fp16 and 4/3.
+// The GQA cases are the suite whose key-reconstruction work items span several tiles, so they are
+// what checks the reconstruction fold's softmax deferred into the next tile (fold_defers_softmax):
+// a version that kept the scores in one buffer failed only here (bench/RESULTS.md, twenty-sixth
+// session).
 struct LongSplitCase {
   int32_t H, G, inlier, outlier;
 };
