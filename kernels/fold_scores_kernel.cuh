@@ -293,6 +293,15 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // Llama-3-like 75%, b16 x 32K: fp16 345.1 -> 343.6 us, 4/3 bits 474.1 -> 469.9; at ranks 48
   // and 64 it spilled registers and gained nothing (bench/RESULTS.md, twenty-third session).
   constexpr bool kCsOrder = kRecon && kWgmma && NR <= 32;
+  // kRelRope (the recon wgmma instances at padded rank <= 32): RoPE by position relative to the
+  // tile. The CS table holds the rotations of the tile's offsets 0 .. TT - 1, built once, and each
+  // tile rotates the queries by -t0 instead: q . R(t0 + tau) k = (R(t0)^T q) . (R(tau) k). Per
+  // tile, a thread rotates its pair of at most kFoldMaxHeads / SEGS query heads in place of
+  // writing TPS tokens' (cos, sin) of its pair (about 7% of the fold's instructions). Llama-3-like
+  // 75%, b16 x 32K: fp16 339.7 -> 332.9 us, 4/3 456.3 -> 450.0, b64 1189.9 -> 1162.5
+  // (bench/RESULTS.md, twenty-sixth session). At padded rank 48 and 64 the queries' registers
+  // spilled, so those instances keep the absolute table.
+  constexpr bool kRelRope = kRecon && kWgmma && NR <= 32;
   extern __shared__ __align__(16) uint8_t smem[];
   // kPaired: two halves of kThreads, each scoring its own work item (the pair's, see below).
   const int half = kPaired ? static_cast<int>(threadIdx.x) / kThreads : 0;
@@ -524,10 +533,22 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // steps: a few fp32 ulps, far below the table's fp16 rounding).
   const int pi = tid % P, seg = tid / P;
   float bc = 1.0f, bs = 0.0f, rc = 1.0f, rs = 0.0f, ec = 1.0f, es = 0.0f;
+  // The segment of pair pi's column from base rotation (c, sn) on, one position per row.
+  auto write_cs_segment = [&](__half* dst, float c, float sn) {
+#pragma unroll
+    for (int k = 0; k < TPS; ++k) {
+      *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(c, sn);
+      const float nc = c * ec - sn * es;
+      sn = sn * ec + c * es;
+      c = nc;
+    }
+  };
   {
     __half* dst = cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder);
     if (pi < rp) {
-      const float2 b = exact_rotation(item.start + seg * TPS, model.inv_freq[pi]);
+      // (kRelRope: the table's segment from offset seg TPS, written once; bc, bs then track the
+      // queries' rotation, from the item's start.)
+      const float2 b = exact_rotation(item.start + (kRelRope ? 0 : seg * TPS), model.inv_freq[pi]);
       const float2 r = exact_rotation(TT, model.inv_freq[pi]);
       const float2 e = exact_rotation(1, model.inv_freq[pi]);
       bc = b.x;
@@ -536,9 +557,26 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       rs = r.y;
       ec = e.x;
       es = e.y;
+      if constexpr (kRelRope) {
+        const float2 o = exact_rotation(seg * TPS, model.inv_freq[pi]);
+        write_cs_segment(dst, o.x, o.y);
+      }
     } else if (!overlay) {  // (overlay: rewritten with every tile's table, see the tile loop)
       for (int k = 0; k < TPS; ++k)
         *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(1.0f, 0.0f);
+    }
+  }
+  // kRelRope: this thread's pair pi of query heads seg + SEGS m, unrotated (the prologue stored
+  // the queries before the barrier above; heads past the chunk's are not rotated).
+  constexpr int kRelHeads = kRelRope ? kFoldMaxHeads / SEGS : 1;
+  __half2 q_pair[kRelHeads];
+  __half* const q_rows = ab + recon_ut_halves(D, rkp_max, kWgmma);
+  if constexpr (kRelRope) {
+#pragma unroll
+    for (int m = 0; m < kRelHeads; ++m) {
+      const int h = seg + SEGS * m;
+      q_pair[m] = pi < rp && h < nh ? *reinterpret_cast<const __half2*>(q_rows + h * DS + 2 * pi)
+                                    : __floats2half2_rn(0.0f, 0.0f);
     }
   }
   const int32_t* pages = batch.pages + batch.page_offsets[item.query];
@@ -759,14 +797,19 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     if (tensor_staging && !two_buffers && !kEarlyRefill && more)
       prefetch_fold_tensor(row_map, pages, pt, cursor);
     if (pi < rp) {
-      __half* dst = cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder);
-      float c = bc, sn = bs;
+      if constexpr (kRelRope) {
+        // The tile's queries: pair (q0, q1) rotated by -t0, (c q0 + s q1, c q1 - s q0).
 #pragma unroll
-      for (int k = 0; k < TPS; ++k) {
-        *reinterpret_cast<__half2*>(dst + k * DS) = __floats2half2_rn(c, sn);
-        const float nc = c * ec - sn * es;
-        sn = sn * ec + c * es;
-        c = nc;
+        for (int m = 0; m < kRelHeads; ++m) {
+          const int h = seg + SEGS * m;
+          if (h < nh) {
+            const float2 f = __half22float2(q_pair[m]);
+            *reinterpret_cast<__half2*>(q_rows + h * DS + 2 * pi) =
+                __floats2half2_rn(bc * f.x + bs * f.y, bc * f.y - bs * f.x);
+          }
+        }
+      } else {
+        write_cs_segment(cs + seg * TPS * DS + 2 * cs_slot(pi, kCsOrder), bc, bs);
       }
       const float nc = bc * rc - bs * rs, ns = bs * rc + bc * rs;
       bc = nc;
