@@ -293,15 +293,16 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // Llama-3-like 75%, b16 x 32K: fp16 345.1 -> 343.6 us, 4/3 bits 474.1 -> 469.9; at ranks 48
   // and 64 it spilled registers and gained nothing (bench/RESULTS.md, twenty-third session).
   constexpr bool kCsOrder = kRecon && kWgmma && NR <= 32;
-  // kRelRope (the recon wgmma instances at padded rank <= 32): RoPE by position relative to the
-  // tile. The CS table holds the rotations of the tile's offsets 0 .. TT - 1, built once, and each
-  // tile rotates the queries by -t0 instead: q . R(t0 + tau) k = (R(t0)^T q) . (R(tau) k). Per
-  // tile, a thread rotates its pair of at most kFoldMaxHeads / SEGS query heads in place of
-  // writing TPS tokens' (cos, sin) of its pair (about 7% of the fold's instructions). Llama-3-like
-  // 75%, b16 x 32K: fp16 339.7 -> 332.9 us, 4/3 456.3 -> 450.0, b64 1189.9 -> 1162.5
-  // (bench/RESULTS.md, twenty-sixth session). At padded rank 48 and 64 the queries' registers
-  // spilled, so those instances keep the absolute table.
-  constexpr bool kRelRope = kRecon && kWgmma && NR <= 32;
+  // kRelRope (the recon wgmma instances at padded rank <= 32, and 48 with fp16 keys): RoPE by
+  // position relative to the tile. The CS table holds the rotations of the tile's offsets 0 .. TT -
+  // 1, built once, and each tile rotates the queries by -t0 instead: q . R(t0 + tau) k = (R(t0)^T
+  // q) . (R(tau) k). Per tile, a thread rotates its pair of at most kFoldMaxHeads / SEGS query
+  // heads in place of writing TPS tokens' (cos, sin) of its pair (about 7% of the fold's
+  // instructions). Llama-3-like 75%, b16 x 32K: fp16 339.7 -> 332.9 us, 4/3 456.3 -> 450.0, b64
+  // 1189.9 -> 1162.5 (bench/RESULTS.md, twenty-sixth session); at fp16 padded rank 48 (60%), b16
+  // x 32K 404.6 -> 402.2 us, b64 1487.4 -> 1478.1 (twenty-seventh). With quantized keys at padded
+  // rank 48, and at 64, the queries' registers spilled, so those instances keep the absolute table.
+  constexpr bool kRelRope = kRecon && kWgmma && (NR <= 32 || (NR == 48 && !kQuantWgmma));
   extern __shared__ __align__(16) uint8_t smem[];
   // kPaired: two halves of kThreads, each scoring its own work item (the pair's, see below).
   const int half = kPaired ? static_cast<int>(threadIdx.x) / kThreads : 0;
