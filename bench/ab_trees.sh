@@ -13,7 +13,8 @@
 #   --seconds S  stop starting rows after S seconds (default 400; the device's calls are time-boxed)
 #   --tests NAME run the whole GPU suite on tree NAME first (its summary lines are printed)
 # Prints each row as "NAME: <decode_bench columns>", then per row the mean of the rounds and its
-# change against the first tree. Logs and rows go to $OUT/ab (or ./ab-out).
+# change against the first tree. The rows, the summary and the test log go to $OUT/ab (or
+# ./ab-out); the build logs stay in /tmp/ab-logs (the device tool returns at most 8 files).
 set -o pipefail
 rounds=2 reps=20 seconds=400 tests=""
 while [ $# -gt 0 ]; do
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 rows=("$@")
 [ ${#trees[@]} -ge 1 ] && [ ${#rows[@]} -ge 1 ] || { echo "ab_trees.sh: give TREE ... -- ROW ..." >&2; exit 2; }
-LOG=${OUT:-$PWD/ab-out}/ab; mkdir -p "$LOG"
+LOG=${OUT:-$PWD/ab-out}/ab; BLOG=/tmp/ab-logs; mkdir -p "$LOG" "$BLOG"
 t0=$(date +%s)
 CFG="-G Ninja -DSTARKV_CUDA=ON -DSTARKV_BINDINGS=OFF -DSTARKV_BUILD_TOOLS=OFF -DSTARKV_BUILD_SAMPLES=OFF
      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90"
@@ -43,12 +44,12 @@ for t in "${trees[@]}"; do
     rm -rf "$dir/kernels" "$dir/src/cuda"; tar xf "$src" -C "$dir" || exit 1
     src=$dir
   fi
-  ( cmake -S "$src" -B /tmp/ab-build-$name $CFG > "$LOG/configure_$name.txt" 2>&1 &&
-    ninja -C /tmp/ab-build-$name -j$jobs decode_bench starkv_gpu_tests > "$LOG/build_$name.txt" 2>&1
+  ( cmake -S "$src" -B /tmp/ab-build-$name $CFG > "$BLOG/configure_$name.txt" 2>&1 &&
+    ninja -C /tmp/ab-build-$name -j$jobs decode_bench starkv_gpu_tests > "$BLOG/build_$name.txt" 2>&1
     echo "build $name rc=$?" ) &
 done
 wait
-grep -h -E " error" -A3 "$LOG"/build_*.txt | head -20
+grep -h -E " error" -A3 "$BLOG"/build_*.txt | head -20
 echo "[$(( $(date +%s) - t0 ))s] built"
 if [ -n "$tests" ]; then
   timeout 120 /tmp/ab-build-$tests/tests/starkv_gpu_tests > "$LOG/tests_$tests.txt" 2>&1
