@@ -49,7 +49,12 @@ for t in "${trees[@]}"; do
     echo "build $name rc=$?" ) &
 done
 wait
-grep -h -E " error" -A3 "$BLOG"/build_*.txt | head -20
+for name in "${names[@]}"; do  # (a tree that did not build would time nothing: stop here instead)
+  [ -x /tmp/ab-build-$name/bench/decode_bench ] && continue
+  echo "ab_trees.sh: tree $name did not build (logs in $BLOG):" >&2
+  grep -h -E "error|Error" -A3 "$BLOG/configure_$name.txt" "$BLOG/build_$name.txt" 2>/dev/null | head -20 >&2
+  exit 1
+done
 echo "[$(( $(date +%s) - t0 ))s] built"
 if [ -n "$tests" ]; then
   timeout 120 /tmp/ab-build-$tests/tests/starkv_gpu_tests > "$LOG/tests_$tests.txt" 2>&1
@@ -70,13 +75,14 @@ done
 cat "$LOG/ab.txt"
 echo "[$(( $(date +%s) - t0 ))s] rows"
 # Mean step time (column 7 of a row, after the tree's name) per row and tree, against the first tree.
-awk -v first="${names[0]}" '
+awk -v tree_names="${names[*]}" '
+  BEGIN { m = split(tree_names, names, " "); first = names[1] }
   { name = $1; sub(":", "", name); key = $2 " " $3 " " $4 " " $5 " " $6
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-    sum[key, name] += $8; cnt[key, name]++; if (!(name in tree)) { tree[name] = 1; tnames[++m] = name } }
+    sum[key, name] += $8; cnt[key, name]++ }
   END { for (i = 1; i <= n; ++i) { k = order[i]; line = k
           base = cnt[k, first] ? sum[k, first] / cnt[k, first] : 0
-          for (j = 1; j <= m; ++j) { t = tnames[j]; if (!cnt[k, t]) continue
+          for (j = 1; j <= m; ++j) { t = names[j]; if (!cnt[k, t]) continue
             mean = sum[k, t] / cnt[k, t]
             line = line sprintf("  %s %.1f us", t, mean)
             if (t != first && base > 0) line = line sprintf(" (%+.1f%%)", 100 * (mean / base - 1)) }
