@@ -80,6 +80,33 @@ static_assert(kFoldMaxHeads % kWarps == 0, "the softmax gives each warp the same
 // Query heads a CTA may score: recon, up to a wide chunk's; else one chunk's (kHeads).
 __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kFoldMaxHeads : kHeads; }
 
+// Compact rows: the reconstructing wgmma instance with quantized keys at padded rank 48 sizes its
+// query and score rows by its chunk's query heads (fold_row_heads) instead of kFoldMaxHeads, takes
+// one score buffer (fold_defers_softmax) and, where that is what fits two CTAs per SM, a single
+// staging buffer refilled right after each tile's decode (see the kernel). A wide chunk of the
+// Llama-3-like layer holds 16 query heads; sized for 32, with two score buffers, its 60% 3/4- and
+// 4/4-bit layouts took 139.5 KB and one CTA per SM, now 114.6 KB and two: b16 x 32K 697 -> 563 us
+// (-19%), b64 -18%, b1 -15% (bench/RESULTS.md, twenty-eighth session). The other instances keep
+// rows for kFoldMaxHeads, a constant: with a row count known only at run time, the 75% 3/4-bit
+// layer (already two CTAs per SM) ran 1.3-1.8% slower.
+__host__ __device__ constexpr bool fold_compact_rows(bool wgmma, bool recon, int rank_pad,
+                                                     bool decode) {
+  return wgmma && recon && decode && rank_pad == 48;
+}
+
+// The query heads that a layout's score rows (and, reconstructing keys, query rows) are sized for.
+__host__ __device__ constexpr int fold_row_heads(bool compact, bool recon, int kv_heads_per_chunk,
+                                                 int q_per_kv) {
+  return compact ? kv_heads_per_chunk * q_per_kv : fold_max_heads(recon);
+}
+
+// Query rows (reconstructing keys): a group's score MMA reads 8 consecutive rows from its first
+// head's (see the recon wgmma block), so compact rows take 8 zero rows past the chunk's heads;
+// with kFoldMaxHeads rows, heads past them read the one zero row after them.
+__host__ __device__ constexpr int recon_query_rows(int row_heads) {
+  return row_heads < kFoldMaxHeads ? row_heads + 8 : kFoldMaxHeads + 1;
+}
+
 // Whether the kernel defers each tile's softmax into the next tile (see kDeferSoftmax): the wgmma
 // instances that fold the query at padded key rank 48 or 64, and those that reconstruct keys
 // either from quantized latents (the decode lengthens each tile) or at padded rank 64 (one CTA per
@@ -87,9 +114,11 @@ __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kF
 // 32 or 48, two CTAs per SM, lost with it (Llama-3-like b16 x 32K: 75% +0.4%, 60% +4.3%, b64
 // +0.8%, measured on a first version that did the same work but read the wrong score buffer on
 // odd tiles), so those instances compile as before (bench/RESULTS.md, twenty-sixth session).
+// Nor does the reconstructing fold with quantized keys at padded rank 48 (fold_compact_rows): its
+// second score buffer kept that layout from two CTAs per SM.
 __host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad,
                                                        bool decode) {
-  return wgmma && (recon ? decode || rank_pad > 48 : rank_pad > 32);
+  return wgmma && (recon ? (decode && rank_pad != 48) || rank_pad > 48 : rank_pad > 32);
 }
 
 // Floats per head row of the tile's scores: the recon wgmma block's stores (lanes tq = 0..3 write
@@ -115,19 +144,20 @@ __host__ __device__ constexpr int cs_slot(int p, bool cs_order) {
 
 __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, int rstride, int ks,
                                                      bool decode, bool recon, bool wgmma,
-                                                     int tokens, int buffers, int cta_heads) {
+                                                     int tokens, int buffers, int cta_heads,
+                                                     int row_heads) {
   FoldSmem f{};
   f.tokens = tokens;
   f.buffers = buffers;
   size_t o = 0;
   // AB[head][rank][D + 8]; wgmma: AB[head] in core-matrix tiles (see the kernel), unpadded;
   // recon: UT[KV head][D][max_rkp + 8] (wgmma: core matrices, unpadded), then
-  // Q[kFoldMaxHeads + 1][D + 8]
+  // Q[recon_query_rows(row_heads)][D + 8] (the rows past the chunk's heads zero)
   f.ab = o;
   o = align16(
       o + sizeof(__half) *
               (recon ? recon_ut_halves(head_dim, max_rkp, wgmma) +
-                           (kFoldMaxHeads + 1) * static_cast<size_t>(head_dim + 8)
+                           recon_query_rows(row_heads) * static_cast<size_t>(head_dim + 8)
                      : cta_heads * static_cast<size_t>(max_rkp) * (head_dim + (wgmma ? 0 : 8))));
   // The CS table; the wgmma instances with quantized keys put the decoded tile (lk) in the same
   // space (the table's fragments are in registers by the time the tile is decoded): 17 KB less
@@ -139,7 +169,7 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
   f.cs = o;
   o = align16(o + (overlay && lk_bytes > cs_bytes ? lk_bytes : cs_bytes));
   f.sc = o;
-  o = align16(o + sizeof(float) * fold_max_heads(recon) * score_row_floats(tokens, wgmma, recon) *
+  o = align16(o + sizeof(float) * row_heads * score_row_floats(tokens, wgmma, recon) *
                       (fold_defers_softmax(wgmma, recon, max_rkp, decode) ? 2 : 1));
   if (wgmma) o = (o + 127) / 128 * 128;  // (tensor staging: its copies write 128-byte aligned)
   f.raw = o;
@@ -165,21 +195,21 @@ __host__ __device__ inline FoldSmem fold_layout_with(int head_dim, int max_rkp, 
 // first that fits at all: 64 tokens double-buffered, 32 double-buffered, 64 single, 32 single.
 // The wgmma kernel's tile is always 64 tokens (the instruction's M): double-buffered, else single.
 // cta_heads: the query heads a (folding) CTA holds AB for: kHeads, or kHeads / 2 in the wgmma
-// instances for narrow chunks (kNarrow).
+// instances for narrow chunks (kNarrow); row_heads: fold_row_heads.
 __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int rstride, int ks,
                                                 bool decode, bool recon, bool wgmma = false,
-                                                int cta_heads = kHeads) {
+                                                int cta_heads = kHeads, int row_heads = kHeads) {
   const int tokens[4] = {kFoldTokens, wgmma ? kFoldTokens : kFoldTokensSmall, kFoldTokens,
                          wgmma ? kFoldTokens : kFoldTokensSmall};
   const int buffers[4] = {2, wgmma ? 1 : 2, wgmma ? 2 : 1, 1};
   for (int i = 0; i < 4; ++i) {
     const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
-                                        tokens[i], buffers[i], cta_heads);
+                                        tokens[i], buffers[i], cta_heads, row_heads);
     if (f.total <= kFoldSmemTwoPerSm) return f;
   }
   for (int i = 0; i < 4; ++i) {
     const FoldSmem f = fold_layout_with(head_dim, max_rkp, rstride, ks, decode, recon, wgmma,
-                                        tokens[i], buffers[i], cta_heads);
+                                        tokens[i], buffers[i], cta_heads, row_heads);
     if (f.total <= kFoldSmemLimit || i == 3) return f;
   }
   return FoldSmem{};  // not reached
@@ -193,7 +223,7 @@ __host__ __device__ inline FoldSmem fold_layout(int head_dim, int max_rkp, int r
 // 821 -> 793 us (bench/RESULTS.md, fifteenth session). The layout is one half's (64-token tiles,
 // two buffers); the second half's copy of everything after AB follows at fold_paired_half_stride.
 __host__ __device__ inline FoldSmem fold_paired_layout(int head_dim, int max_rkp, int rstride) {
-  return fold_layout_with(head_dim, max_rkp, rstride, 0, false, false, true, kFoldTokens, 2,
+  return fold_layout_with(head_dim, max_rkp, rstride, 0, false, false, true, kFoldTokens, 2, kHeads,
                           kHeads);
 }
 __host__ __device__ inline size_t fold_paired_half_stride(const FoldSmem& f) {
@@ -333,9 +363,13 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   const int rstride = raw_stride(layer);
   const bool decode = kWgmma ? kQuantWgmma : layer.keys_fp16 == 0;
   constexpr int kCtaHeads = kNarrow ? kHeads / 2 : kHeads;
-  const FoldSmem L = kPaired
-                         ? fold_paired_layout(D, rkp_max, rstride)
-                         : fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma, kCtaHeads);
+  // The heads that the score rows (and recon's query rows) are sized for: a constant except with
+  // compact rows (fold_compact_rows).
+  constexpr bool kCompactRows = fold_compact_rows(kWgmma, kRecon, NR, kQuantWgmma);
+  const int row_heads = fold_row_heads(kCompactRows, kRecon, gc, qpk);
+  const FoldSmem L =
+      kPaired ? fold_paired_layout(D, rkp_max, rstride)
+              : fold_layout(D, rkp_max, rstride, ks, decode, kRecon, kWgmma, kCtaHeads, row_heads);
   // kPaired: AB once, then each half's copy of everything after it (fold_paired_layout).
   uint8_t* const hsm =
       smem + (kPaired ? static_cast<size_t>(half) * fold_paired_half_stride(L) : 0);
@@ -378,7 +412,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   } else if (kRecon) {
     // UT[gl][d][r] = the KV head's up-projection (row d: permuted key dim, ranks contiguous: B
     // fragments of K = L Ut by ldmatrix), zero past its rank; Q[h][d] = the scaled query in the
-    // permuted dims (B fragments of the score MMA), row kFoldMaxHeads zero (padding heads of a group).
+    // permuted dims (B fragments of the score MMA), the rows past the chunk's heads zero (padding
+    // heads of a group, see recon_query_rows).
     const int UTS = rkp_max + 8;
     __half* ut = ab;
     __half* qs = ab + recon_ut_halves(D, rkp_max, kWgmma);
@@ -432,21 +467,22 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
     // The queries: 2 kBatch loads in flight per thread before their stores. (One at a time, each
     // behind its dim's permutation, they stalled the fold's prologue, which is most of the fold
     // when an item is a tile or two: bench/RESULTS.md, twenty-fifth session.)
-    constexpr int kQElems = (kFoldMaxHeads + 1) * D, kQBatch = 2 * kBatch;
+    constexpr int kQBatch = 2 * kBatch;
+    const int q_elems = recon_query_rows(row_heads) * D;
     const int64_t q0 = (static_cast<int64_t>(item.query) * model.n_heads + g0 * qpk) * D;
-    for (int i0 = tid; i0 < kQElems; i0 += kQBatch * kThreads) {
+    for (int i0 = tid; i0 < q_elems; i0 += kQBatch * kThreads) {
       float v[kQBatch];
 #pragma unroll
       for (int b = 0; b < kQBatch; ++b) {
         const int idx = i0 + b * kThreads, h = idx / D, d = idx - h * D;
-        v[b] = idx < kQElems && h < nh
+        v[b] = idx < q_elems && h < nh
                    ? load_elem(q, q_dtype, q0 + h * D + model.perm[d]) * model.scale
                    : 0.0f;
       }
 #pragma unroll
       for (int b = 0; b < kQBatch; ++b) {
         const int idx = i0 + b * kThreads, h = idx / D, d = idx - h * D;
-        if (idx < kQElems) qs[h * DS + d] = __float2half_rn(v[b]);
+        if (idx < q_elems) qs[h * DS + d] = __float2half_rn(v[b]);
       }
     }
   } else {
@@ -696,6 +732,9 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   // have been read: after the scores, overlapping only the softmax, or (kEarlyRefill) as soon as
   // the tile's latents are in registers, overlapping its MMAs too.
   const bool two_buffers = L.buffers == 2;
+  // Compact rows from a single buffer: refilled right after the decode, the rows' only reader (see
+  // the decode loop).
+  const bool refill_after_decode = kCompactRows && !two_buffers && !tensor_staging;
   int buf = 0;
   // The tile loop's barriers: the whole CTA, or (kPaired) the half's kThreads threads alone, so
   // that the halves run their tiles independently (named barriers 1 and 2).
@@ -778,8 +817,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   for (int t0 = item.start; t0 < item.end; t0 += TT, buf = two_buffers ? buf ^ 1 : 0) {
     const int n_valid = item.end - t0 < TT ? item.end - t0 : TT;
     // This tile's scores (kDeferSoftmax: buffer 0 or 1 by tile parity).
-    float* sct =
-        sc + (kDeferSoftmax ? ((t0 - item.start) / TT & 1) * fold_max_heads(kRecon) * SCR : 0);
+    float* sct = sc + (kDeferSoftmax ? ((t0 - item.start) / TT & 1) * row_heads * SCR : 0);
     const bool more = t0 + TT < item.end;
     if (more && two_buffers) {
       if (tensor_staging) {
@@ -872,6 +910,12 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         }
       }
       sync_tile();
+      // Compact rows from a single buffer: the tile's codes are all decoded (the barrier above),
+      // so the next tile's copy is issued now and lands during this tile's MMAs, RoPE and
+      // softmax. (Quantized keys have no tensor maps: cp.async.)
+      if (refill_after_decode && more) {
+        stage_fold<TT>(layer, copier, pages, pt, cursor, t0 + TT, item.end, pb, raw);
+      }
     }
 
     if constexpr (kRecon && kWgmma) {
@@ -931,9 +975,11 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
         // other columns of S are never stored, so their lanes read the next rows (any finite
         // values: the chunk's other queries, or zero rows past them) instead of one zero row:
         // 8 consecutive rows hit distinct banks, where the zero row shared its bank with row 0 of
-        // the group (Llama-3-like: a third of the ldmatrix wavefronts were conflicts).
-        const int qh =
-            gl * qpk + (lane & 7) < kFoldMaxHeads ? gl * qpk + (lane & 7) : kFoldMaxHeads;
+        // the group (Llama-3-like: a third of the ldmatrix wavefronts were conflicts). Compact
+        // rows (recon_query_rows) have 8 zero rows past the chunk's heads, which those reads never
+        // pass: gl * qpk <= row_heads (gl is one of the chunk's KV heads, or 1 in a chunk of one).
+        const int qh = kCompactRows || gl * qpk + (lane & 7) < kFoldMaxHeads ? gl * qpk + (lane & 7)
+                                                                             : kFoldMaxHeads;
         const __half* qrow = qs + qh * DS + (lane >> 3) * 8;
         // Both halves' wgmmas are issued before the first half's RoPE, so that the second half's
         // run during it (two accumulator sets: fp16 makes room for them). Llama-3-like fp16,
@@ -1394,7 +1440,8 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
       fence_async_shared();  // this tile's rows are read: the copy unit may refill them
     sync_tile();
     // Single buffer: every read of this tile's rows is behind the barrier above.
-    if (more && !two_buffers && !kEarlyRefill) {  // (else refilled after the latent loads)
+    if (more && !two_buffers && !kEarlyRefill && !refill_after_decode) {
+      // (else refilled after the latent loads or the decode)
       if (tensor_staging) {
         stage_fold_tensor<TT>(layer, row_map, pages, pt, cursor, raw, &bars[0]);
       } else {
@@ -1444,9 +1491,12 @@ __host__ __device__ inline bool fold_narrow(const LayerView& l, const ModelView&
 }
 
 FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model, bool wgmma) {
-  return fold_layout(model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride,
-                     l.keys_fp16 == 0, l.recon_keys != 0, wgmma,
-                     wgmma && fold_narrow(l, model) ? kHeads / 2 : kHeads);
+  return fold_layout(
+      model.head_dim, l.max_key_rank_pad, raw_stride(l), l.key_tile_stride, l.keys_fp16 == 0,
+      l.recon_keys != 0, wgmma, wgmma && fold_narrow(l, model) ? kHeads / 2 : kHeads,
+      fold_row_heads(
+          fold_compact_rows(wgmma, l.recon_keys != 0, l.max_key_rank_pad, l.keys_fp16 == 0),
+          l.recon_keys != 0, l.kv_heads_per_chunk, model.q_per_kv));
 }
 
 }  // namespace

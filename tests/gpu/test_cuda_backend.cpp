@@ -722,7 +722,9 @@ TEST(KeyGroupColumns, BlocksDecodedInWholeGroupsWhereNoGroupIsAdded) {
 // 2-byte offsets), head_dim 64 and 128, pages that tiles cross; fp16 latents, and quantized ones
 // (3/4 and 4/4 bits, padded ranks 16 to 64) reconstructed from the decoded tile (on Hopper: the
 // recon wgmma instances with quantized keys; with STARKV_NO_WIDE_RECON=1 in the model's chunks of
-// 2, 2, 1 and 4 KV heads, so warpgroups with one head, none or two).
+// 2, 2, 1 and 4 KV heads, so warpgroups with one head, none or two). The last case is shaped like
+// the Llama-3-like 60% 3/4-bit layer (padded rank 48, 16 query heads per chunk), whose layout fits
+// two CTAs per SM with a single staging buffer, refilled right after each tile's decode.
 
 struct WideReconCase {
   int32_t H, G, D, top_rank, page_tokens;
@@ -761,7 +763,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaWideRecon,
                                            WideReconCase{32, 8, 128, 29, 64, 3, 4},
                                            WideReconCase{24, 8, 128, 45, 16, 3, 4},
                                            WideReconCase{16, 2, 128, 64, 64, 4, 4},
-                                           WideReconCase{32, 16, 128, 13, 128, 3, 4}));
+                                           WideReconCase{32, 16, 128, 13, 128, 3, 4},
+                                           WideReconCase{32, 8, 128, 40, 64, 3, 4}));
 
 // ---- quantized rows: bit-exact encoding, attention over identical rows -------------------------
 
