@@ -297,7 +297,7 @@ __device__ __forceinline__ uint32_t rope_packed(uint32_t k, __half2 cs) {
 // wgmma block in the tile loop).
 // kQuantWgmma (wgmma instances only): the layer's keys are quantized (decoded to a tile first);
 // the wgmma instances know it at compile time, so that the fp16 ones carry none of the decode.
-// kNarrow (wgmma instances, MHA, quantized keys, NR <= 32; see fold_narrow): the layer's chunks
+// kNarrow (wgmma instances, MHA, quantized keys, NR <= 48; see fold_narrow): the layer's chunks
 // hold 4 heads instead of kHeads (DeviceLayer::wide_fold_view), so that AB and the decoded tile
 // take half the space and the tile's rows get two staging buffers at two CTAs per SM.
 // kPaired (wgmma instances, fp16 keys folded, NR <= 32): 2 x kThreads threads scoring two work
@@ -305,7 +305,7 @@ __device__ __forceinline__ uint32_t rope_packed(uint32_t k, __half2 cs) {
 template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false,
           bool kNarrow = false, bool kPaired = false>
 __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
-                                  kPaired || (kWgmma && !kRecon && NR > 32) ? 1 : 2)
+                                  kPaired || (kWgmma && !kRecon && NR > 32 && !kNarrow) ? 1 : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
@@ -317,7 +317,7 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   constexpr int TPS = TT / SEGS;
   // The wgmma instances with registers for all their latents (one CTA per SM: NR > 32) refill a
   // single staging buffer before the tile's MMAs (see the wgmma block).
-  constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32;
+  constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32 && !kNarrow;
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   // The recon wgmma's CS table in its readers' order (cs_slot) at padded key ranks up to 32.
   // Llama-3-like 75%, b16 x 32K: fp16 345.1 -> 343.6 us, 4/3 bits 474.1 -> 469.9; at ranks 48
@@ -1218,10 +1218,11 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
                                           (D / 8) * 128);
       constexpr int kZRegs = NR / 4;  // Z in fp16 pairs (wgmma_m64k16_f16)
       // Heads whose wgmmas are issued ahead of the scores: two where the CTA's 8 warps have the
-      // SM to themselves (NR > 32), else one (16 warps per SM: two CTAs or the paired halves).
+      // SM to themselves (NR > 32, not narrow), else one (16 warps per SM: two CTAs or the paired
+      // halves).
       // Llama-2-like fp16, b16 x 32K: 50% 1566 -> 1538 us, 60% even; two ahead at 75% (the paired
       // fold) and batch 64 was 0.5-1.5% slower (bench/RESULTS.md, twentieth session).
-      constexpr int kAhead = NR > 32 ? 2 : 1;
+      constexpr int kAhead = NR > 32 && !kNarrow ? 2 : 1;
       uint32_t acc[kAhead + 1][kZRegs];
 #pragma unroll
       for (int b = 0; b < kAhead + 1; ++b)
@@ -1485,9 +1486,14 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
 // 32K: 1917 against 2062 us); in chunks of 4, two CTAs per SM with two staging buffers fit (81 KB):
 // 1918 -> 1805 us. fp16 keys lost there (814 -> 946 us: twice the CTAs build the CS table and
 // run the per-tile steps), so they keep the chunks of 8. bench/RESULTS.md, eleventh session.
+// At padded rank 48 the chunks of 8 run one CTA per SM (AB 96 KB, 189 KB in all; 180 registers:
+// every head's latents in registers, kEarlyRefill): the Llama-2-like 60% 3/4-bit fold took 1150 us
+// against the fp16 fold's 579. In chunks of 4 (107 KB, 128 registers, no spills, one head's wgmmas
+// ahead) two CTAs fit: the fold 971 us, b16 x 32K 2113 -> 1932 us (-8.6%), 4/4 bits -8.4%, b64
+// -8.7%, b1 -8.3% (bench/RESULTS.md, twenty-eighth session).
 __host__ __device__ inline bool fold_narrow(const LayerView& l, const ModelView& model) {
   return l.recon_keys == 0 && l.keys_fp16 == 0 &&
-         l.kv_heads_per_chunk * model.q_per_kv <= kHeads / 2 && l.max_key_rank_pad <= 32;
+         l.kv_heads_per_chunk * model.q_per_kv <= kHeads / 2 && l.max_key_rank_pad <= 48;
 }
 
 FoldSmem fold_layer_layout(const LayerView& l, const ModelView& model, bool wgmma) {

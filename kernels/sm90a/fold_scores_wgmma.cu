@@ -24,8 +24,8 @@ cudaError_t launch_wgmma_nr(const LayerView& l, const ModelView& model, const At
     fold_scores_kernel<16, kFoldTokens, true, true, NR, kQuant>
         <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
   } else if (fold_narrow(l, model)) {
-    if constexpr (NR > 32 || !kQuant) {
-      return cudaErrorInvalidValue;  // (fold_narrow: quantized keys, NR <= 32)
+    if constexpr (NR > 48 || !kQuant) {
+      return cudaErrorInvalidValue;  // (fold_narrow: quantized keys, NR <= 48)
     } else {
       fold_scores_kernel<16, kFoldTokens, false, true, NR, kQuant, true>
           <<<grid, kThreads, f.total, stream>>>(l, model, batch, q, q_dtype);
@@ -73,6 +73,8 @@ cudaError_t configure_fold_wgmma_kernels(int bytes) {
           fold_scores_kernel<16, kFoldTokens, false, true, 16, true, true>),
       reinterpret_cast<const void*>(
           fold_scores_kernel<16, kFoldTokens, false, true, 32, true, true>),
+      reinterpret_cast<const void*>(
+          fold_scores_kernel<16, kFoldTokens, false, true, 48, true, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 48, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, false, true, 64, true>),
       reinterpret_cast<const void*>(fold_scores_kernel<16, kFoldTokens, true, true, 16>),

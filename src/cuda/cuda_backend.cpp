@@ -133,7 +133,7 @@ class CudaBackend : public Backend {
           storage->model.view.q_per_kv >= 2 && std::getenv("STARKV_NO_RECON") == nullptr ? 1 : 0;
       // Reconstructing keys, the fold takes chunks of 4 KV heads (DeviceLayer::wide_fold_view)
       // unless STARKV_NO_WIDE_RECON=1 keeps the model's 8-query-head chunks.
-      // MHA layers whose quantized keys fold on the narrow wgmma instances (padded rank <= 32)
+      // MHA layers whose quantized keys fold on the narrow wgmma instances (padded rank <= 48)
       // take chunks of 4 heads too, unless STARKV_NO_NARROW_FOLD=1 (kernels::fold_narrow says
       // why).
       bool wide = false;  // whether fold_view is now the wide one (its chunks' tensor maps)

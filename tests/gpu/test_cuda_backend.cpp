@@ -624,8 +624,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaFoldSmallTile,
 // ---- the fold kernel's wgmma instances (sm_90a) -------------------------------------------------
 // On an H100 / H200 the fold of a head_dim-128 layer whose fp16 keys are folded (MHA, or GQA with
 // STARKV_NO_RECON) runs on warpgroup MMAs (kernels/sm90a/fold_scores_wgmma.cu) when the layer's
-// padded key rank is 16, 32, 48 or 64, and so does quantized keys' (at 16 and 32 in chunks of 4
-// heads, kNarrow), decoded first into a tile that shares the CS table's space. The cases at 2/8
+// padded key rank is 16, 32, 48 or 64, and so does quantized keys' (at 16, 32 and 48 in chunks of
+// 4 heads, kNarrow), decoded first into a tile that shares the CS table's space. The cases at 2/8
 // and 3/16 bits take the decode's general paths (a 2-bit plan, 16-bit outlier blocks), 3/4 and
 // 4/4 its fast kinds and pairs. Each padded rank, heads of unequal and odd ranks (latents at
 // 2-byte offsets, padding ranks past a head's rank), a last chunk of fewer than 8 heads, pages
