@@ -17,8 +17,8 @@ namespace {
 //   8 heads, their decoded tile in the CS table's space, one CTA per SM, 64-token tiles whose AB
 //   fragments the tensor cores read once per 64 tokens instead of once per 16 (Llama-2-like
 //   layer, b16 x 32K: 4/3 bits at 60% 2852 -> 2489 us, at 50% 3884 -> 3299; tenth session);
-//   padded ranks 16 and 32 in chunks of 4 heads only, and 48 in chunks of 4 where the layer has
-//   them (fold_narrow says why).
+//   padded ranks 16, 32 and (since the twenty-eighth session) 48 in chunks of 4 heads instead,
+//   two CTAs per SM (fold_narrow says why; STARKV_NO_NARROW_FOLD=1 keeps 48 in chunks of 8).
 // - Reconstructed keys (GQA), fp16 or quantized (from the decoded tile), unless
 //   STARKV_NO_RECON_WGMMA=1: K = L Ut on warpgroup MMAs (Llama-3-8B-like layer, b16 x 32K, fp16:
 //   75% 491 -> 396 us, 60% 614 -> 461, 50% 757 -> 652; eleventh session).

@@ -85,8 +85,8 @@ __host__ __device__ constexpr int fold_max_heads(bool recon) { return recon ? kF
 // one score buffer (fold_defers_softmax) and, where that is what fits two CTAs per SM, a single
 // staging buffer refilled right after each tile's decode (see the kernel). A wide chunk of the
 // Llama-3-like layer holds 16 query heads; sized for 32, with two score buffers, its 60% 3/4- and
-// 4/4-bit layouts took 139.5 KB and one CTA per SM, now 114.6 KB and two: b16 x 32K 697 -> 563 us
-// (-19%), b64 -18%, b1 -15% (bench/RESULTS.md, twenty-eighth session). The other instances keep
+// 4/4-bit layouts took 139.5 KB and one CTA per SM, now 114.6 KB and two: b16 x 32K 695 -> 562 us
+// (-19%), b64 -18%, b1 -14% (bench/RESULTS.md, twenty-eighth session). The other instances keep
 // rows for kFoldMaxHeads, a constant: with a row count known only at run time, the 75% 3/4-bit
 // layer (already two CTAs per SM) ran 1.3-1.8% slower.
 __host__ __device__ constexpr bool fold_compact_rows(bool wgmma, bool recon, int rank_pad,
