@@ -75,9 +75,12 @@ done
 cat "$LOG/ab.txt"
 echo "[$(( $(date +%s) - t0 ))s] rows"
 # Mean step time (column 7 of a row, after the tree's name) per row and tree, against the first tree.
+# Lines that are not timing rows (a run's error message) stay in ab.txt and are counted per tree.
 awk -v tree_names="${names[*]}" '
   BEGIN { m = split(tree_names, names, " "); first = names[1] }
-  { name = $1; sub(":", "", name); key = $2 " " $3 " " $4 " " $5 " " $6
+  { name = $1; sub(":", "", name) }
+  NF < 10 || $8 !~ /^[0-9]+([.][0-9]+)?$/ { failed[name]++; next }
+  { key = $2 " " $3 " " $4 " " $5 " " $6
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     sum[key, name] += $8; cnt[key, name]++ }
   END { for (i = 1; i <= n; ++i) { k = order[i]; line = k
@@ -86,4 +89,6 @@ awk -v tree_names="${names[*]}" '
             mean = sum[k, t] / cnt[k, t]
             line = line sprintf("  %s %.1f us", t, mean)
             if (t != first && base > 0) line = line sprintf(" (%+.1f%%)", 100 * (mean / base - 1)) }
-          print line } }' "$LOG/ab.txt" | tee "$LOG/summary.txt"
+          print line }
+        for (j = 1; j <= m; ++j)
+          if (failed[names[j]]) printf "%s: %d lines that are not timing rows (see ab.txt)\n", names[j], failed[names[j]] }' "$LOG/ab.txt" | tee "$LOG/summary.txt"

@@ -118,7 +118,9 @@ __host__ __device__ constexpr int recon_query_rows(int row_heads) {
 // second score buffer kept that layout from two CTAs per SM.
 __host__ __device__ constexpr bool fold_defers_softmax(bool wgmma, bool recon, int rank_pad,
                                                        bool decode) {
-  return wgmma && (recon ? (decode && rank_pad != 48) || rank_pad > 48 : rank_pad > 32);
+  return wgmma &&
+         (recon ? (decode || rank_pad > 48) && !fold_compact_rows(wgmma, recon, rank_pad, decode)
+                : rank_pad > 32);
 }
 
 // Floats per head row of the tile's scores: the recon wgmma block's stores (lanes tq = 0..3 write
@@ -302,10 +304,19 @@ __device__ __forceinline__ uint32_t rope_packed(uint32_t k, __half2 cs) {
 // take half the space and the tile's rows get two staging buffers at two CTAs per SM.
 // kPaired (wgmma instances, fp16 keys folded, NR <= 32): 2 x kThreads threads scoring two work
 // items that share AB (see fold_paired_layout); blockIdx.x = item pair x chunk.
+//
+// The wgmma instances that fold the query at padded rank 48 or 64 in chunks of kHeads run one CTA
+// per SM (AB alone takes 96-128 KB) and spend the registers that leaves: every head's latents held
+// at once (kEarlyRefill) and two heads' wgmmas issued ahead of the scores (kAhead).
+__host__ __device__ constexpr bool fold_one_cta_per_sm(bool wgmma, bool recon, int nr,
+                                                       bool narrow) {
+  return wgmma && !recon && nr > 32 && !narrow;
+}
 template <int NT, int TT, bool kRecon, bool kWgmma = false, int NR = 16, bool kQuantWgmma = false,
           bool kNarrow = false, bool kPaired = false>
 __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
-                                  kPaired || (kWgmma && !kRecon && NR > 32 && !kNarrow) ? 1 : 2)
+                                  kPaired || fold_one_cta_per_sm(kWgmma, kRecon, NR, kNarrow) ? 1
+                                                                                              : 2)
     fold_scores_kernel(LayerView layer, ModelView model, AttendBatch batch,
                        const void* __restrict__ q, int q_dtype) {
   constexpr int D = NT * 8;
@@ -315,9 +326,9 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
   constexpr int P = D / 2;             // rotary pair slots
   constexpr int SEGS = kThreads / P;   // CS table: thread = (pair, segment of tokens)
   constexpr int TPS = TT / SEGS;
-  // The wgmma instances with registers for all their latents (one CTA per SM: NR > 32) refill a
+  // The wgmma instances with registers for all their latents (fold_one_cta_per_sm) refill a
   // single staging buffer before the tile's MMAs (see the wgmma block).
-  constexpr bool kEarlyRefill = kWgmma && !kRecon && NR > 32 && !kNarrow;
+  constexpr bool kEarlyRefill = fold_one_cta_per_sm(kWgmma, kRecon, NR, kNarrow);
   static_assert(TPS <= 16, "the CS table rotates by one position up to 16 times in a row");
   // The recon wgmma's CS table in its readers' order (cs_slot) at padded key ranks up to 32.
   // Llama-3-like 75%, b16 x 32K: fp16 345.1 -> 343.6 us, 4/3 bits 474.1 -> 469.9; at ranks 48
@@ -1218,11 +1229,11 @@ __global__ void __launch_bounds__(kPaired ? 2 * kThreads : kThreads,
                                           (D / 8) * 128);
       constexpr int kZRegs = NR / 4;  // Z in fp16 pairs (wgmma_m64k16_f16)
       // Heads whose wgmmas are issued ahead of the scores: two where the CTA's 8 warps have the
-      // SM to themselves (NR > 32, not narrow), else one (16 warps per SM: two CTAs or the paired
+      // SM to themselves (fold_one_cta_per_sm), else one (16 warps per SM: two CTAs or the paired
       // halves).
       // Llama-2-like fp16, b16 x 32K: 50% 1566 -> 1538 us, 60% even; two ahead at 75% (the paired
       // fold) and batch 64 was 0.5-1.5% slower (bench/RESULTS.md, twentieth session).
-      constexpr int kAhead = NR > 32 && !kNarrow ? 2 : 1;
+      constexpr int kAhead = fold_one_cta_per_sm(kWgmma, kRecon, NR, kNarrow) ? 2 : 1;
       uint32_t acc[kAhead + 1][kZRegs];
 #pragma unroll
       for (int b = 0; b < kAhead + 1; ++b)
